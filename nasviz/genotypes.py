@@ -1,0 +1,275 @@
+"""Genotypes: the discrete cells a search derives, the published ones, JSON I/O and validation.
+
+A genotype lists, for the normal and the reduction cell, the incoming edges of every intermediate
+node as ``(op, input)`` pairs. Inputs are state indices: 0 = c_{k-2}, 1 = c_{k-1}, j >= 2 = node
+j-2 of the same cell. ``*_concat`` lists the states concatenated into the cell output.
+
+Two forms exist:
+
+* the DARTS form (``edge_all=False``): exactly two pairs per node, the flat list is
+  ``[node0_a, node0_b, node1_a, node1_b, ...]``;
+* the SNAS "edge-all" form (``edge_all=True``): every node keeps all of its 2+i incoming edges,
+  each with its argmax op, ``none`` included (such edges vanish, and a node can disappear).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+#: The DARTS operation space, in alpha-column order (PAPERS.md).
+PRIMITIVES: tuple[str, ...] = (
+    "none",
+    "max_pool_3x3",
+    "avg_pool_3x3",
+    "skip_connect",
+    "sep_conv_3x3",
+    "sep_conv_5x5",
+    "dil_conv_3x3",
+    "dil_conv_5x5",
+)
+
+#: Extra operations that published non-DARTS cells (NASNet, AmoebaNet) use; evaluation networks build them.
+EXTRA_OPS: tuple[str, ...] = ("sep_conv_7x7", "conv_7x1_1x7")
+
+CELL_TYPES: tuple[str, ...] = ("normal", "reduce")
+
+Edge = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """A normal and a reduction cell as lists of ``(op, input)`` edges, plus their output concat."""
+
+    normal: tuple[Edge, ...]
+    normal_concat: tuple[int, ...]
+    reduce: tuple[Edge, ...]
+    reduce_concat: tuple[int, ...]
+    edge_all: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("normal", "reduce"):
+            object.__setattr__(self, name, tuple((str(op), int(i)) for op, i in getattr(self, name)))
+        for name in ("normal_concat", "reduce_concat"):
+            object.__setattr__(self, name, tuple(int(i) for i in getattr(self, name)))
+
+    def edges(self, cell: str) -> tuple[Edge, ...]:
+        """The flat edge list of ``cell`` ('normal' or 'reduce')."""
+        _check_cell(cell)
+        return getattr(self, cell)
+
+    def concat(self, cell: str) -> tuple[int, ...]:
+        """The states concatenated into the output of ``cell``."""
+        _check_cell(cell)
+        return getattr(self, f"{cell}_concat")
+
+    def nodes(self, cell: str) -> list[list[Edge]]:
+        """The incoming edges of each intermediate node of ``cell``."""
+        return group_nodes(self.edges(cell), self.edge_all)
+
+    def num_nodes(self, cell: str) -> int:
+        """Number of intermediate nodes of ``cell``."""
+        return len(self.nodes(cell))
+
+    def ops(self) -> set[str]:
+        """Every op name the genotype uses."""
+        return {op for cell in CELL_TYPES for op, _ in self.edges(cell)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict in the DARTS format (plus ``edge_all`` when set)."""
+        d: dict[str, Any] = {
+            "normal": [list(e) for e in self.normal],
+            "normal_concat": list(self.normal_concat),
+            "reduce": [list(e) for e in self.reduce],
+            "reduce_concat": list(self.reduce_concat),
+        }
+        if self.edge_all:
+            d["edge_all"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, allowed_ops: Iterable[str] | None = None) -> Genotype:
+        """Build and validate a genotype from the JSON format; errors name the bad part."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a genotype must be a JSON object, got {type(d).__name__}")
+        missing = [k for k in ("normal", "normal_concat", "reduce", "reduce_concat") if k not in d]
+        if missing:
+            raise ValueError(f"genotype is missing the key(s) {missing}")
+        edges = {}
+        for cell in CELL_TYPES:
+            raw = d[cell]
+            if not isinstance(raw, (list, tuple)) or not raw:
+                raise ValueError(f"genotype.{cell} must be a non-empty list of [op, input] pairs")
+            for n, e in enumerate(raw):
+                if not isinstance(e, (list, tuple)) or len(e) != 2 or not isinstance(e[0], str):
+                    raise ValueError(f"genotype.{cell}[{n}] = {e!r} is not an [op, input] pair")
+                if isinstance(e[1], bool) or not isinstance(e[1], int):
+                    raise ValueError(f"genotype.{cell}[{n}] input {e[1]!r} is not an integer")
+            edges[cell] = [tuple(e) for e in raw]
+        edge_all = d.get("edge_all")
+        if edge_all is None:
+            edge_all = all(_looks_edge_all(edges[c]) for c in CELL_TYPES)
+        g = cls(
+            normal=edges["normal"],
+            normal_concat=d["normal_concat"],
+            reduce=edges["reduce"],
+            reduce_concat=d["reduce_concat"],
+            edge_all=bool(edge_all),
+        )
+        validate(g, allowed_ops=allowed_ops)
+        return g
+
+    def save(self, path: str | Path) -> Path:
+        """Write the genotype as JSON."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, *, allowed_ops: Iterable[str] | None = None) -> Genotype:
+        """Read and validate a genotype JSON file."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"genotype file {path} does not exist")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"genotype file {path} is not valid JSON: {exc}") from exc
+        try:
+            return cls.from_dict(data, allowed_ops=allowed_ops)
+        except ValueError as exc:
+            raise ValueError(f"genotype file {path}: {exc}") from exc
+
+
+def _check_cell(cell: str) -> None:
+    if cell not in CELL_TYPES:
+        raise ValueError(f"unknown cell type {cell!r}; expected one of {list(CELL_TYPES)}")
+
+
+def _edge_all_sizes(n_edges: int) -> int | None:
+    """Number of nodes n with n*(n+3)/2 == n_edges (the edge-all edge count), else None."""
+    n = 1
+    while n * (n + 3) // 2 <= n_edges:
+        if n * (n + 3) // 2 == n_edges:
+            return n
+        n += 1
+    return None
+
+
+def _looks_edge_all(edges: Sequence[Edge]) -> bool:
+    """True if node i's group of 2+i edges reads every state 0..i+1 exactly once."""
+    n = _edge_all_sizes(len(edges))
+    if n is None or n < 2:
+        return False
+    start = 0
+    for i in range(n):
+        inputs = sorted(int(e[1]) for e in edges[start : start + 2 + i])
+        if inputs != list(range(2 + i)):
+            return False
+        start += 2 + i
+    return True
+
+
+def group_nodes(edges: Sequence[Edge], edge_all: bool) -> list[list[Edge]]:
+    """Split a flat edge list into per-node groups (2 per node, or 2+i for edge-all)."""
+    edges = list(edges)
+    if not edge_all:
+        if len(edges) % 2:
+            raise ValueError(f"a DARTS-form cell needs 2 edges per node, got {len(edges)} edges")
+        return [edges[i : i + 2] for i in range(0, len(edges), 2)]
+    n = _edge_all_sizes(len(edges))
+    if n is None:
+        raise ValueError(
+            f"an edge-all cell with n nodes has n*(n+3)/2 edges (5, 9, 14, ...), got {len(edges)}"
+        )
+    groups, start = [], 0
+    for i in range(n):
+        groups.append(edges[start : start + 2 + i])
+        start += 2 + i
+    return groups
+
+
+def validate(genotype: Genotype, *, allowed_ops: Iterable[str] | None = None) -> None:
+    """Raise ValueError naming the bad op, input index or node; return None if valid."""
+    allowed = tuple(allowed_ops) if allowed_ops is not None else PRIMITIVES + EXTRA_OPS
+    for cell in CELL_TYPES:
+        nodes = group_nodes(genotype.edges(cell), genotype.edge_all)
+        for i, node in enumerate(nodes):
+            for op, inp in node:
+                if op not in allowed:
+                    raise ValueError(
+                        f"{cell} cell, node {i}: unknown op {op!r}; allowed ops: {', '.join(allowed)}"
+                    )
+                if not 0 <= inp < i + 2:
+                    raise ValueError(
+                        f"{cell} cell, node {i}: input {inp} out of range; node {i} can read "
+                        f"states 0..{i + 1} (0 = c_k-2, 1 = c_k-1, j >= 2 = node j-2)"
+                    )
+        concat = genotype.concat(cell)
+        if not concat:
+            raise ValueError(f"{cell}_concat is empty")
+        for j in concat:
+            if not 0 <= j < len(nodes) + 2:
+                raise ValueError(
+                    f"{cell}_concat: state {j} does not exist; states are 0..{len(nodes) + 1}"
+                )
+        if len(set(concat)) != len(concat):
+            raise ValueError(f"{cell}_concat repeats a state: {list(concat)}")
+
+
+# --------------------------------------------------------------------------------------------
+# Published genotypes (../shared/reference/published_genotypes.json, shipped with the package)
+
+_ALIASES = {
+    "darts": "DARTS_V2",
+    "pc_darts": "PC_DARTS_cifar",
+    "pcdarts": "PC_DARTS_cifar",
+    "pc_darts_imagenet": "PC_DARTS_image",
+    "nasnet_a": "NASNet",
+}
+
+
+def _published() -> dict[str, dict[str, Any]]:
+    text = resources.files("nasviz").joinpath("published_genotypes.json").read_text()
+    return json.loads(text)
+
+
+def names() -> list[str]:
+    """Names of the built-in published genotypes."""
+    return list(_published())
+
+
+def _normalize(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def get(name: str) -> Genotype:
+    """A published genotype by name (case-insensitive, e.g. 'darts_v2', 'pc_darts', 'snas_mild')."""
+    table = _published()
+    by_key = {_normalize(k): k for k in table}
+    key = _normalize(name)
+    key = _normalize(_ALIASES.get(key, key))
+    if key not in by_key:
+        raise ValueError(
+            f"unknown genotype {name!r}; built-in genotypes: {', '.join(table)} "
+            f"(aliases: {', '.join(_ALIASES)}), or pass a genotype JSON file"
+        )
+    real = by_key[key]
+    d = dict(table[real])
+    d.setdefault("edge_all", real.endswith("_edge_all"))
+    return Genotype.from_dict(d)
+
+
+def resolve(spec: str | Path | Genotype) -> Genotype:
+    """A Genotype from a Genotype, a built-in name, or a path to a JSON file."""
+    if isinstance(spec, Genotype):
+        return spec
+    spec_str = str(spec)
+    if spec_str.endswith(".json") or Path(spec_str).is_file():
+        return Genotype.load(spec_str)
+    return get(spec_str)

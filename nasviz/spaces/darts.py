@@ -1,0 +1,359 @@
+"""The DARTS cell search space: mixed edges, the search cell and the search supernet.
+
+How the candidate ops on an edge are mixed is delegated to a `Mixing` strategy, so DARTS
+(softmax), PC-DARTS (partial channels + edge normalization) and SNAS (Gumbel-softmax samples) are
+one network with different mixing, not three copies:
+
+    weights = mixing.op_weights(alpha)          # [edges, ops], one row per edge
+    node_i  = sum_j edge_weight_j * edge_j(state_j, weights[j])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasviz.genotypes import CELL_TYPES, PRIMITIVES
+from nasviz.spaces.operations import FactorizedReduce, ReLUConvBN, Zero, is_pool, make_op
+
+
+def edge_list(steps: int = 4) -> list[tuple[int, int]]:
+    """(input state, node state) of every edge, in alpha-row order: 14 edges for 4 nodes."""
+    return [(j, i + 2) for i in range(steps) for j in range(i + 2)]
+
+
+def num_edges(steps: int = 4) -> int:
+    """Number of edges of a cell with ``steps`` intermediate nodes (2 + 3 + ... = 14 for 4)."""
+    return sum(2 + i for i in range(steps))
+
+
+def normalize_edges(beta: torch.Tensor, steps: int) -> torch.Tensor:
+    """PC-DARTS edge normalization: softmax of beta over each node's incoming edges -> [edges]."""
+    parts, start = [], 0
+    for i in range(steps):
+        parts.append(F.softmax(beta[start : start + i + 2], dim=-1))
+        start += i + 2
+    return torch.cat(parts)
+
+
+# ----------------------------------------------------------------------------------- edges
+class MixedOp(nn.Module):
+    """All candidate ops on one edge; output = sum_k w_k * op_k(x) (DARTS)."""
+
+    def __init__(self, C: int, stride: int, primitives: Sequence[str] = PRIMITIVES):
+        super().__init__()
+        self.ops = nn.ModuleList()
+        for name in primitives:
+            op = make_op(name, C, stride, affine=False)
+            if is_pool(name):
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            self.ops.append(op)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        out = None
+        for w, op in zip(weights, self.ops, strict=True):
+            if isinstance(op, Zero):
+                continue  # w * 0 adds nothing to the output nor to any gradient
+            y = w * op(x)
+            out = y if out is None else out + y
+        return out
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet channel shuffle: [B, g*c, H, W] -> interleave the g groups."""
+    if groups == 1:
+        return x
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+class PartialMixedOp(MixedOp):
+    """PC-DARTS edge: only the first C/K channels go through the mixed op, the rest bypass it.
+
+    The bypass is max-pooled 2x2 on stride-2 edges; the two parts are concatenated and
+    channel-shuffled with K groups, so a different channel subset is sampled at the next cell.
+    """
+
+    def __init__(self, C: int, stride: int, k: int, primitives: Sequence[str] = PRIMITIVES):
+        super().__init__(C // k, stride, primitives)
+        self.k = k
+        self.c_part = C // k
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if self.k == 1:
+            return super().forward(x, weights)
+        x_part, x_bypass = x[:, : self.c_part], x[:, self.c_part :]
+        mixed = super().forward(x_part, weights)
+        if self.stride == 2:
+            x_bypass = F.max_pool2d(x_bypass, 2, 2, ceil_mode=True)
+        return channel_shuffle(torch.cat([mixed, x_bypass], dim=1), self.k)
+
+
+# ----------------------------------------------------------------------------------- mixing
+class Mixing:
+    """How an edge mixes its ops: builds the edge modules and turns alphas into op weights."""
+
+    name = "darts"
+    uses_betas = False
+
+    def make_edge(self, C: int, stride: int, primitives: Sequence[str]) -> nn.Module:
+        """The module placed on every edge."""
+        return MixedOp(C, stride, primitives)
+
+    def init_alpha(self, shape: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Initial architecture parameters: 1e-3 * N(0, 1) (DARTS)."""
+        return 1e-3 * torch.randn(shape, generator=generator)
+
+    def op_weights(self, alpha: torch.Tensor) -> torch.Tensor:
+        """Per-edge op weights used in the forward pass: softmax(alpha)."""
+        return F.softmax(alpha, dim=-1)
+
+    def probabilities(self, alpha: torch.Tensor) -> torch.Tensor:
+        """The architecture distribution that is recorded and derived from."""
+        return F.softmax(alpha, dim=-1)
+
+    def check_config(self, config: SpaceConfig) -> None:
+        """Raise ValueError if this mixing cannot run on a network of this shape."""
+
+
+class PartialChannelMixing(Mixing):
+    """PC-DARTS: partial channel connections (1/K of the channels) and optional edge normalization."""
+
+    name = "pc-darts"
+
+    def __init__(self, k: int = 4, edge_normalization: bool = True):
+        if not isinstance(k, int) or k < 1:
+            raise ValueError(f"K must be a positive integer, got {k!r}")
+        self.k = k
+        self.uses_betas = edge_normalization
+
+    def make_edge(self, C: int, stride: int, primitives: Sequence[str]) -> nn.Module:
+        return PartialMixedOp(C, stride, self.k, primitives)
+
+    def check_config(self, config: SpaceConfig) -> None:
+        valid = valid_k(config)
+        if self.k not in valid:
+            channels = sorted(set(SearchNetwork.edge_channels(config)))
+            raise ValueError(
+                f"K={self.k} does not divide the edge channel counts {channels} of this network "
+                f"(C={config.C}); valid K: {valid}"
+            )
+
+
+def valid_k(config: SpaceConfig) -> list[int]:
+    """K values that divide every cell's channels, leaving an even part on reduction edges.
+
+    (A stride-2 skip_connect is a FactorizedReduce, which splits its C/K channels in two.)
+    """
+    channels = SearchNetwork.edge_channels(config)
+    g = 0
+    for c in channels:
+        g = math.gcd(g, c)
+    reduce_channels = [channels[i] for i in SearchNetwork.reduction_indices(config.layers)]
+    return [
+        k for k in range(1, g + 1) if g % k == 0 and all((c // k) % 2 == 0 for c in reduce_channels)
+    ]
+
+
+# ----------------------------------------------------------------------------------- cells
+class SearchCell(nn.Module):
+    """A cell with ``steps`` nodes; node i mixes every earlier state through one edge each."""
+
+    def __init__(
+        self,
+        mixing: Mixing,
+        primitives: Sequence[str],
+        steps: int,
+        multiplier: int,
+        C_prev_prev: int,
+        C_prev: int,
+        C: int,
+        reduction: bool,
+        reduction_prev: bool,
+    ):
+        super().__init__()
+        self.reduction = reduction
+        self.steps = steps
+        self.multiplier = multiplier
+        if reduction_prev:
+            self.preprocess0: nn.Module = FactorizedReduce(C_prev_prev, C, affine=False)
+        else:
+            self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=False)
+        self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=False)
+        self.edges = nn.ModuleList(
+            mixing.make_edge(C, 2 if reduction and j < 2 else 1, primitives)
+            for i in range(steps)
+            for j in range(2 + i)
+        )
+
+    def forward(
+        self,
+        s0: torch.Tensor,
+        s1: torch.Tensor,
+        weights: torch.Tensor,
+        edge_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(self.steps):
+            node = None
+            for j, h in enumerate(states):
+                y = self.edges[offset + j](h, weights[offset + j])
+                if edge_weights is not None:
+                    y = edge_weights[offset + j] * y
+                node = y if node is None else node + y
+            offset += len(states)
+            states.append(node)
+        return torch.cat(states[-self.multiplier :], dim=1)
+
+
+# ----------------------------------------------------------------------------------- network
+@dataclass(frozen=True)
+class SpaceConfig:
+    """Shape of the search supernet (PAPERS.md: C=16, 8 cells, 4 nodes on CIFAR-10)."""
+
+    C: int = 16
+    layers: int = 8
+    steps: int = 4
+    multiplier: int = 4
+    stem_multiplier: int = 3
+    num_classes: int = 10
+    in_channels: int = 3
+
+
+class SearchNetwork(nn.Module):
+    """The DARTS supernet: stem, `layers` search cells (reductions at 1/3 and 2/3), classifier.
+
+    Architecture parameters (alphas, and betas if the mixing uses edge normalization) are shared
+    by all cells of a type and live here; `weight_parameters()` and `arch_parameters()` split them
+    for the bilevel optimizers.
+    """
+
+    def __init__(
+        self,
+        config: SpaceConfig = SpaceConfig(),
+        mixing: Mixing | None = None,
+        primitives: Sequence[str] = PRIMITIVES,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.config = config
+        self.mixing = mixing or Mixing()
+        self.primitives = tuple(primitives)
+        self.mixing.check_config(config)
+        C, steps = config.C, config.steps
+
+        C_curr = config.stem_multiplier * C
+        self.stem = nn.Sequential(
+            nn.Conv2d(config.in_channels, C_curr, 3, padding=1, bias=False), nn.BatchNorm2d(C_curr)
+        )
+        C_prev_prev, C_prev, C_curr = C_curr, C_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(config.layers):
+            reduction = i in self.reduction_indices(config.layers)
+            if reduction:
+                C_curr *= 2
+            cell = SearchCell(
+                self.mixing, self.primitives, steps, config.multiplier,
+                C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
+            )  # fmt: skip
+            self.cells.append(cell)
+            reduction_prev = reduction
+            C_prev_prev, C_prev = C_prev, config.multiplier * C_curr
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(C_prev, config.num_classes)
+
+        shape = (num_edges(steps), len(self.primitives))
+        self.alpha_normal = nn.Parameter(self.mixing.init_alpha(shape, generator))
+        self.alpha_reduce = nn.Parameter(self.mixing.init_alpha(shape, generator))
+        if self.mixing.uses_betas:
+            self.beta_normal = nn.Parameter(1e-3 * torch.randn(shape[0], generator=generator))
+            self.beta_reduce = nn.Parameter(1e-3 * torch.randn(shape[0], generator=generator))
+
+    @staticmethod
+    def reduction_indices(layers: int) -> tuple[int, int]:
+        """Cells that halve the resolution and double the channels."""
+        return (layers // 3, 2 * layers // 3)
+
+    @classmethod
+    def edge_channels(cls, config: SpaceConfig) -> list[int]:
+        """The channel count on the edges of every cell (what K must divide)."""
+        C, out = config.C, []
+        for i in range(config.layers):
+            if i in cls.reduction_indices(config.layers):
+                C *= 2
+            out.append(C)
+        return out
+
+    # ------------------------------------------------------------- architecture parameters
+    def alphas(self) -> dict[str, nn.Parameter]:
+        """{'normal': alpha_normal, 'reduce': alpha_reduce}."""
+        return {"normal": self.alpha_normal, "reduce": self.alpha_reduce}
+
+    def betas(self) -> dict[str, nn.Parameter] | None:
+        """{'normal': beta_normal, 'reduce': beta_reduce}, or None without edge normalization."""
+        if not self.mixing.uses_betas:
+            return None
+        return {"normal": self.beta_normal, "reduce": self.beta_reduce}
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """Alphas (and betas): what the architecture optimizer updates."""
+        return list(self.alphas().values()) + list((self.betas() or {}).values())
+
+    def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+        """(name, parameter) of the network weights, excluding the architecture parameters."""
+        arch = {id(p) for p in self.arch_parameters()}
+        return ((n, p) for n, p in self.named_parameters() if id(p) not in arch)
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """The network weights, excluding the architecture parameters."""
+        return [p for _, p in self.named_weight_parameters()]
+
+    def probabilities(self) -> dict[str, torch.Tensor]:
+        """The architecture distribution per cell type: [edges, ops], detached."""
+        return {c: self.mixing.probabilities(a.detach()) for c, a in self.alphas().items()}
+
+    def edge_weights(self) -> dict[str, torch.Tensor] | None:
+        """Normalized betas per cell type ([edges], detached), or None."""
+        betas = self.betas()
+        if betas is None:
+            return None
+        return {c: normalize_edges(b.detach(), self.config.steps) for c, b in betas.items()}
+
+    # ------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = self.config.steps
+        # One set of op weights per cell type, shared by all its cells (one sample for SNAS).
+        weights = {c: self.mixing.op_weights(a) for c, a in self.alphas().items()}
+        betas = self.betas()
+        edge_w = {c: normalize_edges(b, steps) for c, b in betas.items()} if betas else None
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            kind = "reduce" if cell.reduction else "normal"
+            ew = edge_w[kind] if edge_w is not None else None
+            s0, s1 = s1, cell(s0, s1, weights[kind], ew)
+        return self.classifier(self.global_pooling(s1).flatten(1))
+
+
+__all__ = [
+    "CELL_TYPES",
+    "MixedOp",
+    "Mixing",
+    "PartialChannelMixing",
+    "PartialMixedOp",
+    "SearchCell",
+    "SearchNetwork",
+    "SpaceConfig",
+    "channel_shuffle",
+    "edge_list",
+    "normalize_edges",
+    "num_edges",
+    "valid_k",
+]

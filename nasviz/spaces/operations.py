@@ -1,0 +1,132 @@
+"""The candidate operations of the DARTS cell space (and the extra ops of NASNet/AmoebaNet cells).
+
+Every op maps [B, C, H, W] to [B, C, H/stride, W/stride]. Convolutions are bias-free and followed
+by BatchNorm; ``affine=False`` is used during search (as DARTS), ``True`` in evaluation networks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+class ReLUConvBN(nn.Sequential):
+    """ReLU -> conv -> BN, the preprocessing block of cells."""
+
+    def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+
+class DilConv(nn.Sequential):
+    """ReLU -> depthwise kxk (dilated) conv -> 1x1 conv -> BN."""
+
+    def __init__(
+        self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True
+    ):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C_in, C_in, kernel, stride, padding, dilation=dilation, groups=C_in, bias=False),
+            nn.Conv2d(C_in, C_out, 1, bias=False),
+            nn.BatchNorm2d(C_out, affine=affine),
+        )
+
+
+class SepConv(nn.Sequential):
+    """Two stacked depthwise-separable blocks; only the first one strides (DARTS sep_conv)."""
+
+    def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+        super().__init__(
+            DilConv(C_in, C_in, kernel, stride, padding, 1, affine),
+            DilConv(C_in, C_out, kernel, 1, padding, 1, affine),
+        )
+
+
+class Identity(nn.Module):
+    """skip_connect at stride 1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class Zero(nn.Module):
+    """The 'none' op: zeros of the output shape (stride 2 subsamples)."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride == 1:
+            return x.mul(0.0)
+        return x[:, :, :: self.stride, :: self.stride].mul(0.0)
+
+
+class FactorizedReduce(nn.Module):
+    """skip_connect at stride 2: two stride-2 1x1 convs, the second on the input shifted by a pixel."""
+
+    def __init__(self, C_in: int, C_out: int, affine: bool = True):
+        super().__init__()
+        if C_out % 2:
+            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
+        self.relu = nn.ReLU(inplace=False)
+        self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
+        self.bn = nn.BatchNorm2d(C_out, affine=affine)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(x)
+        a = self.conv_1(x)
+        # Shift by one pixel so the two halves sample complementary positions; pad odd sizes back.
+        b = self.conv_2(nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1)))
+        return self.bn(torch.cat([a, b[:, :, : a.shape[2], : a.shape[3]]], dim=1))
+
+
+class Conv7x1_1x7(nn.Sequential):
+    """NASNet/AmoebaNet's factorized 7x7: ReLU -> 1x7 -> 7x1 -> BN."""
+
+    def __init__(self, C: int, stride: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(C, C, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(C, C, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.BatchNorm2d(C, affine=affine),
+        )
+
+
+OpFactory = Callable[[int, int, bool], nn.Module]
+
+#: name -> factory(C, stride, affine). Keys cover PRIMITIVES and EXTRA_OPS of nasviz.genotypes.
+OPS: dict[str, OpFactory] = {
+    "none": lambda C, stride, affine: Zero(stride),
+    "max_pool_3x3": lambda C, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1),
+    "avg_pool_3x3": lambda C, stride, affine: nn.AvgPool2d(
+        3, stride=stride, padding=1, count_include_pad=False
+    ),
+    "skip_connect": lambda C, stride, affine: Identity()
+    if stride == 1
+    else FactorizedReduce(C, C, affine),
+    "sep_conv_3x3": lambda C, stride, affine: SepConv(C, C, 3, stride, 1, affine),
+    "sep_conv_5x5": lambda C, stride, affine: SepConv(C, C, 5, stride, 2, affine),
+    "sep_conv_7x7": lambda C, stride, affine: SepConv(C, C, 7, stride, 3, affine),
+    "dil_conv_3x3": lambda C, stride, affine: DilConv(C, C, 3, stride, 2, 2, affine),
+    "dil_conv_5x5": lambda C, stride, affine: DilConv(C, C, 5, stride, 4, 2, affine),
+    "conv_7x1_1x7": lambda C, stride, affine: Conv7x1_1x7(C, stride, affine),
+}
+
+
+def make_op(name: str, C: int, stride: int, affine: bool = True) -> nn.Module:
+    """Build operation ``name`` on C channels; unknown names list the known ones."""
+    if name not in OPS:
+        raise ValueError(f"unknown operation {name!r}; known operations: {', '.join(OPS)}")
+    return OPS[name](C, stride, affine)
+
+
+def is_pool(name: str) -> bool:
+    """True for the parameter-free pooling ops (which DARTS follows by BN during search)."""
+    return "pool" in name
