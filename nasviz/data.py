@@ -11,6 +11,7 @@ scikit-learn and torchvision are imported lazily, so this module needs only torc
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -301,7 +302,7 @@ class DeviceLoader:
         n = len(self.data)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(x, y)`` batches until the end of the epoch in progress or a new one."""
         if self._exhausted():
             self._new_epoch()

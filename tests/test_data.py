@@ -19,22 +19,11 @@ from nasviz.data import DatasetInfo, DeviceLoader, ImageDataset
 
 def test_known_datasets_and_info():
     assert data.known_datasets() == ["digits", "cifar10"]
-    info = data.dataset_info("cifar10")
-    assert (info.in_channels, info.image_size, info.pad, info.flip, info.cutout) == (
-        3,
-        32,
-        4,
-        True,
-        16,
-    )
-    info = data.dataset_info("digits")
-    assert (info.in_channels, info.image_size, info.pad, info.flip, info.cutout) == (
-        1,
-        8,
-        1,
-        False,
-        4,
-    )
+    cifar, digits = data.dataset_info("cifar10"), data.dataset_info("digits")
+    assert (cifar.in_channels, cifar.image_size, cifar.pad, cifar.flip) == (3, 32, 4, True)
+    assert cifar.cutout == 16
+    assert (digits.in_channels, digits.image_size, digits.pad, digits.flip) == (1, 8, 1, False)
+    assert digits.cutout == 4 and digits.num_classes == cifar.num_classes == 10
 
 
 def test_unknown_dataset_lists_known_ones():

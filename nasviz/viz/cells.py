@@ -12,9 +12,10 @@ either is missing a `DotNotFoundError` says how to install it. ``check_dot()`` c
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -102,7 +103,9 @@ def _graphviz() -> Any:
     try:
         import graphviz
     except ImportError as exc:
-        raise DotNotFoundError(f"the `graphviz` Python package is not installed.\n{INSTALL_HELP}") from exc
+        raise DotNotFoundError(
+            f"the `graphviz` Python package is not installed.\n{INSTALL_HELP}"
+        ) from exc
     return graphviz
 
 
@@ -127,16 +130,15 @@ def _digraph_class() -> type:
     return CellDigraph
 
 
-class _friendly_errors:
-    """Context manager: re-raise graphviz.ExecutableNotFound as DotNotFoundError."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
-        if exc is not None and exc_type is _graphviz().ExecutableNotFound:
-            raise DotNotFoundError(f"the Graphviz `dot` program was not found ({exc}).\n{INSTALL_HELP}") from exc
-        return False
+@contextlib.contextmanager
+def _friendly_errors() -> Iterator[None]:
+    """Re-raise graphviz.ExecutableNotFound as DotNotFoundError with install instructions."""
+    graphviz = _graphviz()
+    try:
+        yield
+    except graphviz.ExecutableNotFound as exc:
+        msg = f"the Graphviz `dot` program was not found ({exc}).\n{INSTALL_HELP}"
+        raise DotNotFoundError(msg) from exc
 
 
 def check_dot() -> None:
@@ -163,15 +165,21 @@ def _add_cell(g: Any, genotype: Genotype, cell: str, prefix: str) -> None:
     """Draw the nodes and edges of one cell into graph ``g``; node ids start with ``prefix``."""
     nodes = genotype.nodes(cell)
     removed = removed_nodes(genotype, cell)
-    ids = [f"{prefix}{state_label(s)}" for s in range(len(nodes) + 2)]
-    out_id = f"{prefix}c_{{k}}"
+    ids = [f"{prefix}in0", f"{prefix}in1"] + [f"{prefix}node{i}" for i in range(len(nodes))]
+    out_id = f"{prefix}out"
 
     for s in (0, 1):
         g.node(ids[s], state_label(s), shape="box", style="rounded,filled", fillcolor=_INPUT_FILL)
     for i in range(len(nodes)):
         if i in removed:
-            g.node(ids[i + 2], f"{i}\n(removed)", shape="circle", style="dashed",
-                   color=_REMOVED, fontcolor=_REMOVED)  # fmt: skip
+            g.node(
+                ids[i + 2],
+                f"{i}\n(removed)",
+                shape="circle",
+                style="dashed",
+                color=_REMOVED,
+                fontcolor=_REMOVED,
+            )
         else:
             g.node(ids[i + 2], str(i), shape="circle", style="filled", fillcolor=_NODE_FILL)
     g.node(out_id, "c_{k}", shape="box", style="rounded,filled", fillcolor=_OUTPUT_FILL)
@@ -182,8 +190,8 @@ def _add_cell(g: Any, genotype: Genotype, cell: str, prefix: str) -> None:
                 continue
             dead = i in removed or (inp >= 2 and inp - 2 in removed)
             color = _REMOVED if dead else FAMILY_COLORS[op_family(op)]
-            g.edge(ids[inp], ids[i + 2], label=op, color=color, fontcolor=color,
-                   style="dashed" if dead else "solid")  # fmt: skip
+            style = "dashed" if dead else "solid"
+            g.edge(ids[inp], ids[i + 2], label=op, color=color, fontcolor=color, style=style)
 
     for s in genotype.concat(cell):
         if s >= 2 and s - 2 in removed:
@@ -202,7 +210,9 @@ def _new_graph(name: str, title: str | None) -> Any:
     return g
 
 
-def cell_graph(genotype: Genotype, cell: str = "normal", *, title: str | None = None) -> graphviz.Digraph:
+def cell_graph(
+    genotype: Genotype, cell: str = "normal", *, title: str | None = None
+) -> graphviz.Digraph:
     """One cell of ``genotype`` as a left-to-right Digraph (shows inline in Jupyter)."""
     g = _new_graph(f"{cell}_cell", title)
     _add_cell(g, genotype, cell, prefix="")
@@ -210,12 +220,12 @@ def cell_graph(genotype: Genotype, cell: str = "normal", *, title: str | None = 
 
 
 def genotype_graph(genotype: Genotype, *, title: str | None = None) -> graphviz.Digraph:
-    """Both cells of ``genotype`` in one Digraph, as two labelled clusters ('normal', 'reduce')."""
+    """Both cells of ``genotype`` in one Digraph: two labelled clusters, normal above reduce."""
     g = _new_graph("genotype", title)
-    for cell in ("normal", "reduce"):
+    for cell in ("reduce", "normal"):  # dot stacks the last cluster on top: normal above reduce
         sub = _digraph_class()(name=f"cluster_{cell}")
         sub.attr(label=f"{cell} cell", labeljust="l", style="rounded", color="#cccccc")
-        _add_cell(sub, genotype, cell, prefix=f"{cell}:")
+        _add_cell(sub, genotype, cell, prefix=f"{cell}_")
         g.subgraph(sub)
     return g
 
@@ -236,11 +246,13 @@ def _format_for(path: Path, format: str | None) -> str:
     return fmt
 
 
-def save_cell(genotype: Genotype, path: str | Path, cell: str = "normal", format: str | None = None) -> Path:
+def save_cell(
+    genotype: Genotype, path: str | Path, cell: str = "normal", format: str | None = None
+) -> Path:
     """Render one cell to ``path`` (format from the suffix: svg, png or pdf) and return the path."""
     path = Path(path)
     fmt = _format_for(path, format)
-    if path.suffix.lstrip(".").lower() != fmt:
+    if not path.suffix:
         path = path.with_name(f"{path.name}.{fmt}")
     data = cell_graph(genotype, cell).pipe(format=fmt)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,110 @@
+"""DARTS: continuous relaxation + bilevel optimization (first and second order).
+
+Each step (after the optional warm-up):
+1. architecture step on a validation batch: Adam on alpha with the gradient of L_val
+   - first order: at the current weights w;
+   - second order: at the virtual weights w' = w - xi * (momentum + grad_w L_train + wd * w),
+     minus xi * (Hessian-vector product), the latter by central finite differences;
+2. weight step on a training batch: SGD on w.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from nasviz.genotypes import Genotype
+from nasviz.search.derive import derive_darts
+from nasviz.search.engine import Search
+
+
+class DartsSearch(Search):
+    """DARTS bilevel search on the DARTS cell space (softmax mixing)."""
+
+    method = "darts"
+
+    def arch_active(self) -> bool:
+        """False during the warm-up epochs, where only the weights train."""
+        return self.epoch >= self.config.warmup_epochs
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.arch_active():
+            x_val, y_val = self.val_loader.next()
+            self.arch_step(x, y, x_val, y_val)
+        return self.weight_step(x, y)
+
+    # ------------------------------------------------------------------ architecture step
+    def arch_step(self, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
+        """One Adam step on the architecture parameters."""
+        self.a_optimizer.zero_grad(set_to_none=True)
+        if self.config.order == 1:
+            with self.autocast():
+                logits = self.model(x_val)
+            self.loss(logits, y_val).backward(inputs=self.model.arch_parameters())
+        else:
+            grads = self.unrolled_arch_grad(x_train, y_train, x_val, y_val)
+            for p, g in zip(self.model.arch_parameters(), grads, strict=True):
+                p.grad = g
+        self.a_optimizer.step()
+
+    def _loss_at(self, weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Loss of the network with its weights replaced by ``weights`` (architecture unchanged)."""
+        with self.autocast():
+            logits = functional_call(self.model, weights, (x,))
+        return self.loss(logits, y)
+
+    def unrolled_arch_grad(
+        self, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor
+    ) -> list[torch.Tensor]:
+        """Second-order DARTS gradient of L_val(w*(alpha), alpha) w.r.t. the architecture parameters."""
+        names, params = zip(*self.model.named_weight_parameters(), strict=True)
+        arch = self.model.arch_parameters()
+        xi = self.w_optimizer.param_groups[0]["lr"]
+        momentum, wd = self.config.momentum, self.config.weight_decay
+
+        # Virtual step w' = w - xi * (momentum * buffer + grad + wd * w), as SGD would do it.
+        loss = self._loss_at(dict(zip(names, params, strict=True)), x_train, y_train)
+        grads = torch.autograd.grad(loss, params)
+        virtual = []
+        with torch.no_grad():
+            for p, g in zip(params, grads, strict=True):
+                buf = self.w_optimizer.state.get(p, {}).get("momentum_buffer")
+                d = g + wd * p
+                if buf is not None:
+                    d = d + momentum * buf
+                virtual.append((p - xi * d).requires_grad_())
+
+        # dalpha = grad_alpha L_val(w', alpha), and dw' = grad_w' L_val(w', alpha).
+        loss_val = self._loss_at(dict(zip(names, virtual, strict=True)), x_val, y_val)
+        dboth = torch.autograd.grad(loss_val, list(arch) + virtual)
+        d_alpha, d_w = dboth[: len(arch)], dboth[len(arch) :]
+
+        # Hessian-vector product grad^2_{alpha,w} L_train(w) . dw' by central finite differences.
+        hvp = self._hessian_vector_product(names, params, d_w, x_train, y_train)
+        return [da - xi * h for da, h in zip(d_alpha, hvp, strict=True)]
+
+    def _hessian_vector_product(
+        self,
+        names: tuple[str, ...],
+        params: tuple[torch.Tensor, ...],
+        vector: tuple[torch.Tensor, ...],
+        x: torch.Tensor,
+        y: torch.Tensor,
+    ) -> list[torch.Tensor]:
+        arch = self.model.arch_parameters()
+        eps = 0.01 / torch.cat([v.reshape(-1) for v in vector]).norm()
+        out = []
+        for sign in (1.0, -1.0):
+            shifted = {n: (p + sign * eps * v).detach() for n, p, v in zip(names, params, vector, strict=True)}
+            out.append(torch.autograd.grad(self._loss_at(shifted, x, y), arch))
+        return [(gp - gn) / (2 * eps) for gp, gn in zip(*out, strict=True)]
+
+    # ------------------------------------------------------------------ derivation
+    def derive(self) -> Genotype:
+        betas = self.model.betas()
+        a = self.model.alphas()
+        return derive_darts(
+            a["normal"], a["reduce"],
+            betas["normal"] if betas else None, betas["reduce"] if betas else None,
+            self.model.primitives,
+        )  # fmt: skip

@@ -1,0 +1,509 @@
+"""Retraining a genotype from scratch: the DARTS evaluation protocol, on CPU or GPU, resumable.
+
+The protocol (DARTS, PC-DARTS; PAPERS.md): the `NetworkCIFAR` of a genotype (C=36, 20 cells,
+auxiliary head), SGD with momentum 0.9 and weight decay 3e-4, cosine learning rate from 0.025 to 0
+over 600 epochs, batch 96, cutout, drop path ramped linearly from 0 to 0.2 (PC-DARTS: 0.3), an
+auxiliary loss weighted 0.4, gradients clipped at norm 5. `retrain_preset("paper")` is exactly
+that; `quick` runs the same code on the embedded 8x8 digits in about a minute and a half on 2 CPU
+cores; `smoke` is `quick` cut to a few steps, for notebooks and CI.
+
+Speed by design, as in `nasviz.search.engine`: train and test splits live on the device
+(`DeviceLoader`, augmentation on whole batches there), losses and accuracies are accumulated on
+the device and read only when the progress bar shows them (every 10 steps) and once per epoch;
+bf16 autocast and channels_last on CUDA.
+
+Exact resume: every epoch writes a checkpoint with the weights, the optimizer and scheduler, the
+loader's generator and position, and the global RNG (drop path draws its masks from it). On CPU a
+run interrupted after any epoch and resumed ends with bitwise the same weights as a straight run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nasviz import checkpoint
+from nasviz.data import DeviceLoader, ImageDataset, known_datasets, load_dataset
+from nasviz.genotypes import Genotype, resolve, validate
+from nasviz.models import NetworkCIFAR
+from nasviz.resources import count_parameters, peak_memory_mb, reset_peak_memory
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+GENOTYPE = "genotype.json"
+CONFIG = "config.json"
+
+PRESETS: tuple[str, ...] = ("paper", "quick", "smoke")
+
+#: Config fields allowed to differ between a checkpoint and the run that resumes it (they change
+#: where the run happens, not what it computes).
+RESUME_MAY_DIFFER: tuple[str, ...] = ("device", "data_root", "download")
+
+
+@dataclass
+class RetrainConfig:
+    """Every knob of retraining a genotype (defaults: the DARTS paper protocol on CIFAR-10)."""
+
+    dataset: str = "cifar10"
+    data_root: str = "data"
+    download: bool = False
+    # network
+    C: int = 36
+    layers: int = 20
+    auxiliary: bool = True
+    auxiliary_weight: float = 0.4
+    # schedule: SGD, cosine annealing from lr to lr_min over `epochs`
+    epochs: int = 600
+    batch_size: int = 96
+    lr: float = 0.025
+    lr_min: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    # regularization
+    cutout: bool = True
+    drop_path_prob: float = 0.2  # final value; epoch e (0-based) uses drop_path_prob * e / epochs
+    max_steps_per_epoch: int | None = None  # cap for smoke runs; None = the whole train split
+    # bookkeeping
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA
+    channels_last: bool = True  # on CUDA
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming any bad value and what is allowed."""
+        if self.dataset not in known_datasets():
+            raise ValueError(
+                f"unknown dataset {self.dataset!r}; known datasets: {', '.join(known_datasets())}"
+            )
+        for name in ("C", "layers", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.layers < 3:
+            raise ValueError(
+                f"layers must be >= 3 (reductions at layers//3 and 2*layers//3), got {self.layers}"
+            )
+        cap = self.max_steps_per_epoch
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
+            raise ValueError(f"max_steps_per_epoch must be a positive integer or None, got {cap!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.lr_min <= self.lr:
+            raise ValueError(f"lr_min must be in [0, lr={self.lr}], got {self.lr_min}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if not self.grad_clip > 0:
+            raise ValueError(f"grad_clip must be > 0 (max gradient norm), got {self.grad_clip}")
+        if not self.auxiliary_weight >= 0:
+            raise ValueError(f"auxiliary_weight must be >= 0, got {self.auxiliary_weight}")
+        if not 0 <= self.drop_path_prob < 1:
+            raise ValueError(f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        try:
+            checkpoint.resolve_device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"device {self.device!r} is not a torch device; use 'auto', 'cpu', 'cuda', 'cuda:1' ..."
+            ) from exc
+
+    def replace(self, **changes: Any) -> RetrainConfig:
+        """A copy with some fields changed (None values are ignored, for CLI flags)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown retrain option(s) {sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RetrainConfig:
+        """Inverse of `to_dict` (unknown keys are an error)."""
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown retrain option(s) {sorted(unknown)}")
+        return cls(**d)
+
+
+# Digits (8x8, 1 channel, 1437 train / 360 test images) on 2 CPU cores: a narrower, shallower
+# network and a larger learning rate, same code. 22 steps per epoch at ~0.15 s each.
+_QUICK: dict[str, Any] = dict(
+    dataset="digits", C=16, layers=8, epochs=20, batch_size=64, lr=0.05, drop_path_prob=0.1
+)
+_SMOKE: dict[str, Any] = dict(epochs=2, max_steps_per_epoch=3)
+
+
+def retrain_preset(name: str = "quick", **overrides: Any) -> RetrainConfig:
+    """The `paper`, `quick` or `smoke` retraining configuration, with optional overrides.
+
+    `paper` is the DARTS protocol (PAPERS.md). PC-DARTS retrains the same way but with drop path
+    0.3: ``retrain_preset("paper", drop_path_prob=0.3)``. None-valued overrides are ignored.
+    """
+    if name not in PRESETS:
+        raise ValueError(f"unknown retrain preset {name!r}; presets: {', '.join(PRESETS)}")
+    values: dict[str, Any] = {}
+    if name != "paper":  # the dataclass defaults are the paper protocol
+        values.update(_QUICK)
+        if name == "smoke":
+            values.update(_SMOKE)
+    return RetrainConfig().replace(**values).replace(**overrides)
+
+
+@dataclass
+class RetrainResult:
+    """What a finished retraining leaves: final test figures, per-epoch metrics, where it is saved."""
+
+    genotype: Genotype
+    config: RetrainConfig
+    metrics: list[dict[str, Any]]
+    test_acc: float
+    test_loss: float
+    params: int  # without the auxiliary head, as the papers count them
+    out: Path | None
+
+
+Callback = Callable[[dict[str, Any]], Any]
+
+
+class Retrainer:
+    """Trains the evaluation network of a genotype; owns the loop, the evaluation and checkpoints."""
+
+    def __init__(
+        self,
+        genotype: Genotype | str | Path,
+        config: RetrainConfig,
+        out: str | Path | None = None,
+        *,
+        train_data: ImageDataset | None = None,
+        test_data: ImageDataset | None = None,
+    ):
+        self.genotype = resolve(genotype)
+        validate(self.genotype)  # a Genotype built in code has not been validated yet
+        config.validate()  # fields may have been changed after construction
+        self.config = config
+        self.out = Path(out) if out is not None else None
+        self.device = checkpoint.resolve_device(config.device)
+        self._cuda = self.device.type == "cuda"
+        checkpoint.seed_everything(config.seed)
+        self._build_data(train_data, test_data)
+        self.model = self._build_model()
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            self.optimizer, T_max=config.epochs, eta_min=config.lr_min
+        )
+        self.epoch = 0  # completed epochs
+        self.global_step = 0
+        self.metrics: list[dict[str, Any]] = []
+        # True once this object has written or loaded out/checkpoint.pt: only then may it write it.
+        self._owns_out = False
+
+    # ------------------------------------------------------------------ construction
+    def _build_data(self, train_data: ImageDataset | None, test_data: ImageDataset | None) -> None:
+        cfg = self.config
+        if train_data is None:
+            train_data = load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download)
+        if test_data is None:
+            test_data = load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download)
+        for split, ds in (("train", train_data), ("test", test_data)):
+            if ds.info.name != cfg.dataset:
+                raise ValueError(
+                    f"{split}_data is {ds.info.name!r} but config.dataset is {cfg.dataset!r}; "
+                    "set config.dataset to match the data"
+                )
+        self.info = train_data.info
+        kw = dict(device=self.device, channels_last=cfg.channels_last and self._cuda)
+        self.train_loader = DeviceLoader(
+            train_data, cfg.batch_size, train=True, cutout=cfg.cutout, seed=cfg.seed, **kw
+        )
+        self.test_loader = DeviceLoader(test_data, 2 * cfg.batch_size, train=False, **kw)
+
+    def _build_model(self) -> NetworkCIFAR:
+        cfg, info = self.config, self.info
+        model = NetworkCIFAR(
+            cfg.C, info.num_classes, cfg.layers, cfg.auxiliary, self.genotype, in_channels=info.in_channels
+        )
+        model = model.to(self.device)
+        if cfg.channels_last and self._cuda:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    # ------------------------------------------------------------------ helpers
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast on CUDA when enabled, otherwise a no-op."""
+        if self.config.amp and self._cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def steps_per_epoch(self) -> int:
+        """Steps per epoch (the whole train split, capped by max_steps_per_epoch)."""
+        n = len(self.train_loader)
+        cap = self.config.max_steps_per_epoch
+        return min(n, cap) if cap else n
+
+    def drop_path_prob(self, epoch: int) -> float:
+        """Drop path probability of 0-based ``epoch``: linear from 0 (as DARTS' train.py)."""
+        return self.config.drop_path_prob * epoch / self.config.epochs
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step; returns (loss, logits), detached and not synced."""
+        cfg = self.config
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            logits, logits_aux = self.model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        total = loss
+        if logits_aux is not None:
+            total = loss + cfg.auxiliary_weight * F.cross_entropy(logits_aux.float(), y)
+        total.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        return loss.detach(), logits.detach()  # the main head's loss, as DARTS reports it
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, float]:
+        """(loss, accuracy) on the test split, eval-mode BN, no augmentation, no drop path."""
+        was = self.model.training
+        self.model.eval()
+        total_loss = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device)
+        n = 0
+        for x, y in self.test_loader:
+            with self.autocast():
+                logits, _ = self.model(x)
+            total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
+            n += len(y)
+        self.model.train(was)
+        return total_loss.item() / n, correct.item() / n
+
+    # ------------------------------------------------------------------ the loop
+    def run(
+        self, progress: bool = True, callbacks: Callback | Iterable[Callback] | None = None
+    ) -> RetrainResult:
+        """Train (or continue) to `config.epochs`; after each epoch save, then call the callbacks.
+
+        Each callback gets the epoch's metrics dict. Saving comes first, so an exception raised in
+        a callback (or a KeyboardInterrupt) leaves a checkpoint of the epoch just finished.
+        """
+        from tqdm.auto import tqdm
+
+        if callable(callbacks):
+            callbacks = [callbacks]
+        callbacks = list(callbacks or [])
+        self._claim_out()
+        cfg = self.config
+        spe = self.steps_per_epoch()
+        bar = tqdm(
+            total=cfg.epochs * spe,
+            initial=self.epoch * spe,
+            disable=not progress,
+            desc="retrain",
+            unit="step",
+            dynamic_ncols=True,
+        )
+        try:
+            while self.epoch < cfg.epochs:
+                metrics = self._run_epoch(spe, bar)
+                self.save()
+                for fn in callbacks:
+                    fn(metrics)
+        finally:
+            bar.close()
+        return self.result()
+
+    def _run_epoch(self, spe: int, bar: Any) -> dict[str, Any]:
+        epoch = self.epoch  # 0-based index of the epoch being run
+        self.model.drop_path_prob = self.drop_path_prob(epoch)
+        reset_peak_memory(self.device)
+        self.model.train()
+        t0 = time.perf_counter()
+        sum_loss = torch.zeros((), device=self.device)
+        sum_correct = torch.zeros((), device=self.device)
+        seen = 0
+        for i in range(spe):
+            x, y = self.train_loader.next()
+            loss, logits = self.train_step(x, y)
+            sum_loss += loss * len(y)
+            sum_correct += (logits.argmax(1) == y).sum()
+            seen += len(y)
+            self.global_step += 1
+            bar.update(1)
+            if (i + 1) % 10 == 0 or i + 1 == spe:  # a host sync only when the bar shows figures
+                bar.set_postfix(loss=f"{sum_loss.item() / seen:.3f}", acc=f"{sum_correct.item() / seen:.3f}")
+        train_loss, train_acc = sum_loss.item() / seen, sum_correct.item() / seen
+        seconds = time.perf_counter() - t0
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        test_loss, test_acc = self.evaluate()
+        self.epoch += 1
+        metrics = {
+            "epoch": self.epoch,  # 1-based: epochs completed
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "lr": lr,  # the rate this epoch trained with
+            "drop_path_prob": self.model.drop_path_prob,
+            "seconds": seconds,  # training only
+            "images_per_second": seen / seconds,
+            "peak_memory_mb": peak_memory_mb(self.device),
+        }
+        self.metrics.append(metrics)
+        bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.3f}")
+        return metrics
+
+    def result(self) -> RetrainResult:
+        """The figures so far (test figures of the last completed epoch; NaN before any)."""
+        last = self.metrics[-1] if self.metrics else {}
+        return RetrainResult(
+            genotype=self.genotype,
+            config=self.config,
+            metrics=list(self.metrics),
+            test_acc=last.get("test_acc", float("nan")),
+            test_loss=last.get("test_loss", float("nan")),
+            params=count_parameters(self.model),
+            out=self.out,
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue exactly: weights, optimizer, scheduler, data order, RNG."""
+        return {
+            "kind": "retrain",
+            "config": self.config.to_dict(),
+            "genotype": self.genotype.to_dict(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "metrics": [dict(m) for m in self.metrics],
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "loaders": {"train": self.train_loader.state_dict()},
+            "rng": checkpoint.rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a `state_dict`; its config and genotype must match this run's."""
+        self._check_compatible(state)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.train_loader.load_state_dict(state["loaders"]["train"])
+        checkpoint.set_rng_state(state["rng"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self.metrics = [dict(m) for m in state["metrics"]]
+        if self.epoch > 0:
+            self.model.drop_path_prob = self.drop_path_prob(self.epoch - 1)
+
+    def _check_compatible(self, state: dict[str, Any]) -> None:
+        saved, now = state.get("config", {}), self.config.to_dict()
+        differ = [
+            f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})"
+            for k in sorted(set(saved) | set(now))
+            if k not in RESUME_MAY_DIFFER and saved.get(k) != now.get(k)
+        ]
+        if differ:
+            raise ValueError(
+                "cannot resume: the config differs from the checkpoint's in "
+                + "; ".join(differ)
+                + f" (only {', '.join(RESUME_MAY_DIFFER)} may differ); "
+                "resume with the checkpoint's config or start a new run in another directory"
+            )
+        if Genotype.from_dict(state["genotype"]) != self.genotype:
+            raise ValueError(
+                "cannot resume: the genotype differs from the checkpoint's; "
+                "resume with the same genotype or start a new run in another directory"
+            )
+
+    def resume(self) -> None:
+        """Load ``out/checkpoint.pt`` (clear errors when missing, corrupt or incompatible)."""
+        if self.out is None:
+            raise ValueError("cannot resume without an output directory (out=None)")
+        state = checkpoint.load(self.out / CHECKPOINT, kind="retrain", map_location="cpu")
+        self.load_state_dict(state)
+        self._owns_out = True
+
+    def _claim_out(self) -> None:
+        """Refuse to overwrite another run's checkpoint; write config.json and genotype.json."""
+        if self.out is None or self._owns_out:
+            return
+        ckpt = self.out / CHECKPOINT
+        if ckpt.exists():
+            raise FileExistsError(
+                f"{ckpt} already exists: pass --resume (resume=True) to continue that run, "
+                "or choose another output directory; nothing was overwritten"
+            )
+        self.out.mkdir(parents=True, exist_ok=True)
+        self._owns_out = True
+
+    def save(self) -> None:
+        """Write checkpoint.pt, metrics.json, genotype.json and config.json into the output directory."""
+        if self.out is None:
+            return
+        checkpoint.save(self.state_dict(), self.out / CHECKPOINT)
+        _write_json(self.metrics, self.out / METRICS)
+        _write_json(self.config.to_dict(), self.out / CONFIG)
+        self.genotype.save(self.out / GENOTYPE)
+        self._owns_out = True
+
+
+def _write_json(obj: Any, path: Path) -> None:
+    """Write JSON via a temporary file, so a crash never leaves half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def retrain(
+    genotype: Genotype | str | Path,
+    config: RetrainConfig | str = "quick",
+    out: str | Path | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    callbacks: Callback | Iterable[Callback] | None = None,
+    **kw: Any,
+) -> RetrainResult:
+    """Retrain ``genotype`` (a Genotype, built-in name or JSON path) under ``config`` (or a preset name).
+
+    With ``out`` every epoch is checkpointed there; ``resume=True`` continues from
+    ``out/checkpoint.pt``. ``kw`` go to `Retrainer` (``train_data``, ``test_data``).
+    """
+    if isinstance(config, str):
+        config = retrain_preset(config)
+    if resume and out is None:
+        raise ValueError("resume=True needs the output directory of the run to continue (out=...)")
+    if out is not None and not resume and (Path(out) / CHECKPOINT).exists():
+        raise FileExistsError(
+            f"{Path(out) / CHECKPOINT} already exists: pass --resume (resume=True) to continue "
+            "that run, or choose another output directory; nothing was overwritten"
+        )
+    trainer = Retrainer(genotype, config, out, **kw)
+    if resume:
+        trainer.resume()
+    return trainer.run(progress=progress, callbacks=callbacks)

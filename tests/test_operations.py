@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from nasviz.genotypes import EXTRA_OPS, PRIMITIVES
+from nasviz.spaces.operations import OPS, FactorizedReduce, make_op
+
+
+@pytest.mark.parametrize("name", PRIMITIVES + EXTRA_OPS)
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("size", [8, 7])
+def test_op_output_shape(name, stride, size):
+    op = make_op(name, 16, stride, affine=True)
+    y = op(torch.randn(2, 16, size, size))
+    expected = size if stride == 1 else (size + 1) // 2
+    assert y.shape == (2, 16, expected, expected)
+
+
+def test_ops_are_bias_free_and_none_is_zero():
+    for name in OPS:
+        for m in make_op(name, 8, 1).modules():
+            if isinstance(m, torch.nn.Conv2d):
+                assert m.bias is None, name
+    x = torch.randn(2, 8, 6, 6)
+    assert torch.count_nonzero(make_op("none", 8, 2)(x)) == 0
+
+
+def test_factorized_reduce_uses_shifted_input():
+    fr = FactorizedReduce(4, 8)
+    x = torch.zeros(1, 4, 4, 4)
+    x[..., 1, 1] = 1.0  # only visible to the shifted branch (odd position)
+    fr.eval()
+    y = fr(x)
+    a, b = y[:, :4], y[:, 4:]
+    assert not torch.allclose(b, b[..., :1, :1].expand_as(b))  # the shifted half sees the pixel
+    assert torch.allclose(a, a[..., :1, :1].expand_as(a))  # the plain half does not
+
+
+def test_unknown_op():
+    with pytest.raises(ValueError, match="unknown operation 'conv_9x9'"):
+        make_op("conv_9x9", 8, 1)
