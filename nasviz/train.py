@@ -120,7 +120,7 @@ class RetrainConfig:
             checkpoint.resolve_device(self.device)
         except (RuntimeError, TypeError) as exc:
             raise ValueError(
-                f"device {self.device!r} is not a torch device; use 'auto', 'cpu', 'cuda', 'cuda:1' ..."
+                f"device {self.device!r} is not a torch device; use auto, cpu, cuda, cuda:1 ..."
             ) from exc
 
     def replace(self, **changes: Any) -> RetrainConfig:
@@ -170,7 +170,7 @@ def retrain_preset(name: str = "quick", **overrides: Any) -> RetrainConfig:
 
 @dataclass
 class RetrainResult:
-    """What a finished retraining leaves: final test figures, per-epoch metrics, where it is saved."""
+    """A finished retraining: final test figures, per-epoch metrics, where it is saved."""
 
     genotype: Genotype
     config: RetrainConfig
@@ -185,7 +185,7 @@ Callback = Callable[[dict[str, Any]], Any]
 
 
 class Retrainer:
-    """Trains the evaluation network of a genotype; owns the loop, the evaluation and checkpoints."""
+    """Trains the evaluation network of a genotype: the loop, the evaluation, the checkpoints."""
 
     def __init__(
         self,
@@ -225,7 +225,9 @@ class Retrainer:
     def _build_data(self, train_data: ImageDataset | None, test_data: ImageDataset | None) -> None:
         cfg = self.config
         if train_data is None:
-            train_data = load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download)
+            train_data = load_dataset(
+                cfg.dataset, "train", root=cfg.data_root, download=cfg.download
+            )
         if test_data is None:
             test_data = load_dataset(cfg.dataset, "test", root=cfg.data_root, download=cfg.download)
         for split, ds in (("train", train_data), ("test", test_data)):
@@ -244,7 +246,12 @@ class Retrainer:
     def _build_model(self) -> NetworkCIFAR:
         cfg, info = self.config, self.info
         model = NetworkCIFAR(
-            cfg.C, info.num_classes, cfg.layers, cfg.auxiliary, self.genotype, in_channels=info.in_channels
+            cfg.C,
+            info.num_classes,
+            cfg.layers,
+            cfg.auxiliary,
+            self.genotype,
+            in_channels=info.in_channels,
         )
         model = model.to(self.device)
         if cfg.channels_last and self._cuda:
@@ -307,7 +314,9 @@ class Retrainer:
         """Train (or continue) to `config.epochs`; after each epoch save, then call the callbacks.
 
         Each callback gets the epoch's metrics dict. Saving comes first, so an exception raised in
-        a callback (or a KeyboardInterrupt) leaves a checkpoint of the epoch just finished.
+        a callback leaves a checkpoint of the epoch just finished. After an interruption continue
+        with ``retrain(..., resume=True)`` (or a new Retrainer and `resume`): calling `run` again
+        on an object stopped mid-epoch would go on from that partial epoch, not exactly.
         """
         from tqdm.auto import tqdm
 
@@ -353,7 +362,9 @@ class Retrainer:
             self.global_step += 1
             bar.update(1)
             if (i + 1) % 10 == 0 or i + 1 == spe:  # a host sync only when the bar shows figures
-                bar.set_postfix(loss=f"{sum_loss.item() / seen:.3f}", acc=f"{sum_correct.item() / seen:.3f}")
+                bar.set_postfix(
+                    loss=f"{sum_loss.item() / seen:.3f}", acc=f"{sum_correct.item() / seen:.3f}"
+                )
         train_loss, train_acc = sum_loss.item() / seen, sum_correct.item() / seen
         seconds = time.perf_counter() - t0
         lr = self.optimizer.param_groups[0]["lr"]
@@ -459,10 +470,12 @@ class Retrainer:
                 "or choose another output directory; nothing was overwritten"
             )
         self.out.mkdir(parents=True, exist_ok=True)
+        _write_json(self.config.to_dict(), self.out / CONFIG)
+        self.genotype.save(self.out / GENOTYPE)
         self._owns_out = True
 
     def save(self) -> None:
-        """Write checkpoint.pt, metrics.json, genotype.json and config.json into the output directory."""
+        """Write checkpoint.pt, metrics.json, genotype.json and config.json into ``out``."""
         if self.out is None:
             return
         checkpoint.save(self.state_dict(), self.out / CHECKPOINT)
@@ -489,7 +502,7 @@ def retrain(
     callbacks: Callback | Iterable[Callback] | None = None,
     **kw: Any,
 ) -> RetrainResult:
-    """Retrain ``genotype`` (a Genotype, built-in name or JSON path) under ``config`` (or a preset name).
+    """Retrain ``genotype`` (Genotype, built-in name or JSON path) under ``config`` or a preset.
 
     With ``out`` every epoch is checkpointed there; ``resume=True`` continues from
     ``out/checkpoint.pt``. ``kw`` go to `Retrainer` (``train_data``, ``test_data``).

@@ -106,7 +106,9 @@ def test_drop_path_ramps_linearly_per_epoch():
     cfg = tiny(epochs=4, drop_path_prob=0.2, max_steps_per_epoch=1)
     trainer = Retrainer("darts_v2", cfg)
     seen = []
-    result = trainer.run(progress=False, callbacks=lambda m: seen.append(trainer.model.drop_path_prob))
+    result = trainer.run(
+        progress=False, callbacks=lambda m: seen.append(trainer.model.drop_path_prob)
+    )
     expected = [0.2 * e / 4 for e in range(4)]  # 0-based epoch, as DARTS: 0, 0.05, 0.1, 0.15
     assert seen == pytest.approx(expected)
     assert [m["drop_path_prob"] for m in result.metrics] == pytest.approx(expected)
@@ -153,7 +155,13 @@ def test_interrupted_and_resumed_run_equals_straight_run(tmp_path):
     straight.run(progress=False)
 
     with pytest.raises(Interrupt):
-        retrain("darts_v2", cfg, tmp_path / "resumed", progress=False, callbacks=_interrupt_after_first_epoch)
+        retrain(
+            "darts_v2",
+            cfg,
+            tmp_path / "resumed",
+            progress=False,
+            callbacks=_interrupt_after_first_epoch,
+        )
     first = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
     assert len(first) == 1
     torch.manual_seed(1234)  # the resumed run must not depend on the RNG state it starts in
@@ -168,7 +176,7 @@ def test_interrupted_and_resumed_run_equals_straight_run(tmp_path):
     assert result.test_acc == straight.metrics[-1]["test_acc"]
     ms = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "resumed")]
     assert len(ms[0]) == len(ms[1]) == cfg.epochs
-    for m0, m1 in zip(*ms):
+    for m0, m1 in zip(*ms, strict=True):
         assert m0["train_loss"] == m1["train_loss"] and m0["test_acc"] == m1["test_acc"]
 
 
@@ -183,7 +191,9 @@ def test_resume_with_a_different_config_names_the_fields(tmp_path):
     cfg = tiny(epochs=1)
     retrain("darts_v2", cfg, tmp_path, progress=False)
     with pytest.raises(ValueError, match=r"lr .*batch_size|batch_size.*lr "):
-        retrain("darts_v2", cfg.replace(lr=0.1, batch_size=16), tmp_path, resume=True, progress=False)
+        retrain(
+            "darts_v2", cfg.replace(lr=0.1, batch_size=16), tmp_path, resume=True, progress=False
+        )
     with pytest.raises(ValueError, match="genotype differs"):
         retrain("pc_darts", cfg, tmp_path, resume=True, progress=False)
 

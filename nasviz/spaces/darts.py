@@ -146,6 +146,55 @@ class PartialChannelMixing(Mixing):
             )
 
 
+def gumbel_softmax_sample(
+    log_alpha: torch.Tensor, temperature: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One concrete (Gumbel-softmax) sample per row: Z = softmax((log_alpha + G) / temperature).
+
+    G = -log(-log(U)), U ~ Uniform(0, 1), drawn from ``generator`` or torch's global RNG on
+    log_alpha's device (so restoring the RNG state replays the same samples). The argmax of Z is
+    distributed as softmax(log_alpha) (the Gumbel-max property); as temperature -> 0, Z -> one-hot.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    u = torch.rand(log_alpha.shape, generator=generator, device=log_alpha.device, dtype=log_alpha.dtype)
+    gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))  # U=0 would give -inf
+    return F.softmax((log_alpha + gumbel) / temperature, dim=-1)
+
+
+class GumbelMixing(Mixing):
+    """SNAS: the op weights of an edge are a concrete sample Z ~ Gumbel-softmax(log_alpha, temperature).
+
+    The network calls `op_weights` once per cell type per forward, so one sample Z is shared by
+    all cells of a type (PAPERS.md). Evaluation (``model.eval()``) samples too, as SNAS evaluates
+    its search network with sampled Z; `probabilities` is softmax(log_alpha), the distribution
+    the one-hot architecture is drawn from. ``temperature`` is set by the search loop.
+    """
+
+    name = "snas"
+
+    def __init__(self, temperature: float = 1.0):
+        self.temperature = temperature
+        # Z of the latest forward per cell type, keyed by the log_alpha parameter (it keeps its
+        # graph to log_alpha so the resource penalty can use the very sample of the forward).
+        self.last: dict[int, torch.Tensor] = {}
+
+    def init_alpha(self, shape: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
+        """log_alpha ~ N(1, 0.01^2) (SNAS)."""
+        return 1.0 + 0.01 * torch.randn(shape, generator=generator)
+
+    def op_weights(self, alpha: torch.Tensor) -> torch.Tensor:
+        """A fresh Gumbel-softmax sample Z [edges, ops] at the current temperature."""
+        z = gumbel_softmax_sample(alpha, self.temperature)
+        self.last[id(alpha)] = z
+        return z
+
+    def last_sample(self, alpha: torch.Tensor, *, detach: bool = True) -> torch.Tensor | None:
+        """The Z that the latest forward drew for this log_alpha (None before any forward)."""
+        z = self.last.get(id(alpha))
+        return z.detach() if z is not None and detach else z
+
+
 def valid_k(config: SpaceConfig) -> list[int]:
     """K values that divide every cell's channels, leaving an even part on reduction edges.
 
@@ -344,6 +393,7 @@ class SearchNetwork(nn.Module):
 
 __all__ = [
     "CELL_TYPES",
+    "GumbelMixing",
     "MixedOp",
     "Mixing",
     "PartialChannelMixing",
@@ -353,6 +403,7 @@ __all__ = [
     "SpaceConfig",
     "channel_shuffle",
     "edge_list",
+    "gumbel_softmax_sample",
     "normalize_edges",
     "num_edges",
     "valid_k",

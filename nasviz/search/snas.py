@@ -1,0 +1,241 @@
+"""SNAS: stochastic NAS with Gumbel-softmax samples, single-level training and a resource constraint.
+
+Each step draws one sample Z = softmax((log_alpha + G) / temperature) per cell type
+(`GumbelMixing`), runs the supernet with it and updates the weights (SGD) and log_alpha (Adam)
+from the same loss on the same training batch:
+
+    loss = CE(supernet_Z(x), y) + resource_lambda * penalty(Z)
+
+where penalty(Z) is the expected params/FLOPs/memory-access cost of the cells under Z
+(`nasviz.spaces.costs`); its gradient reaches log_alpha through Z.
+
+Decisions (see also the docstrings of `SnasSearch`):
+
+* Data: the whole training split trains both weights and log_alpha (train_portion is ignored);
+  the per-epoch ``val_acc`` is measured on the dataset's test split, which the search never trains on.
+* The supernet is evaluated with sampled Z, like in training (what SNAS reports during search).
+* The temperature is set once per epoch (linear from temperature_start at the first epoch to
+  temperature_end at the last, or geometric with ``temperature_schedule="exponential"``).
+* Derivation: argmax of log_alpha on every edge, none included (`derive_edge_all`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasviz.data import ImageDataset, load_dataset
+from nasviz.genotypes import Genotype
+from nasviz.search.config import TEMPERATURE_SCHEDULES, SearchConfig
+from nasviz.search.derive import derive_edge_all
+from nasviz.search.engine import Search
+from nasviz.spaces.costs import COST_NAMES, CostTable, resource_penalty, supernet_costs
+from nasviz.spaces.darts import GumbelMixing, Mixing, gumbel_softmax_sample
+
+
+def temperature_schedule(epoch: int, epochs: int, start: float = 1.0, end: float = 0.03, kind: str = "linear") -> float:
+    """Temperature of 0-based ``epoch``: ``start`` at the first epoch, ``end`` at the last one."""
+    if kind not in TEMPERATURE_SCHEDULES:
+        raise ValueError(f"unknown temperature schedule {kind!r}; allowed: {', '.join(TEMPERATURE_SCHEDULES)}")
+    if not (start > 0 and end > 0):
+        raise ValueError(f"temperatures must be > 0, got start={start!r}, end={end!r}")
+    frac = min(max(epoch, 0), epochs - 1) / (epochs - 1) if epochs > 1 else 0.0
+    if kind == "linear":
+        return start + (end - start) * frac
+    return start * (end / start) ** frac
+
+
+def entropy(z: torch.Tensor) -> torch.Tensor:
+    """Entropy (nats) of each row of a probability matrix [edges, ops] -> [edges]."""
+    return -(z * torch.log(z.clamp_min(1e-12))).sum(-1)
+
+
+class SnasSearch(Search):
+    """SNAS on the DARTS cell space: Gumbel-softmax mixing, single-level updates, resource penalty."""
+
+    method = "snas"
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        out: Any = None,
+        *,
+        train_data: ImageDataset | None = None,
+        val_data: ImageDataset | None = None,
+    ):
+        super().__init__(config, out, train_data=train_data, val_data=val_data)
+        self.resource_lambda = config.effective_resource_lambda()
+        info = self.info
+        self.costs: CostTable = supernet_costs(self.model, (1, info.in_channels, info.image_size, info.image_size))
+        self.set_temperature(0)
+        self._reset_sums()
+
+    # ------------------------------------------------------------------ construction
+    def _build_data(self, train_data: ImageDataset | None, val_data: ImageDataset | None) -> None:
+        """Full train split for weights and log_alpha; the test split for validation figures."""
+        cfg = self.config
+        if train_data is None:
+            train_data = load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download)
+        if val_data is None:
+            val_data = load_dataset(train_data.info.name, "test", root=cfg.data_root, download=cfg.download)
+        super()._build_data(train_data, val_data)
+
+    def make_mixing(self) -> Mixing:
+        return GumbelMixing(self.config.temperature_start)
+
+    @property
+    def mixing(self) -> GumbelMixing:
+        """The supernet's Gumbel-softmax mixing (holds the temperature and the latest samples)."""
+        return self.model.mixing  # type: ignore[return-value]
+
+    # ------------------------------------------------------------------ temperature
+    def temperature_at(self, epoch: int) -> float:
+        """The configured schedule's temperature at 0-based ``epoch``."""
+        cfg = self.config
+        return temperature_schedule(epoch, cfg.epochs, cfg.temperature_start, cfg.temperature_end, cfg.temperature_schedule)
+
+    def set_temperature(self, epoch: int) -> None:
+        """Set the mixing's temperature for ``epoch``."""
+        self.mixing.temperature = self.temperature_at(epoch)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.set_temperature(epoch)
+        self._reset_sums()
+
+    # ------------------------------------------------------------------ the step
+    def samples(self, *, detach: bool = False) -> dict[str, torch.Tensor]:
+        """The Z per cell type that the latest forward used."""
+        out = {}
+        for cell, a in self.model.alphas().items():
+            z = self.mixing.last_sample(a, detach=detach)
+            if z is None:
+                raise RuntimeError("no sample yet: run a forward pass first")
+            out[cell] = z
+        return out
+
+    def penalty(self, z: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The resource penalty of op weights ``z`` (differentiable)."""
+        return resource_penalty(self.costs, z, self.config.penalty_form)
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Single level: one loss, one backward, SGD on the weights and Adam on log_alpha."""
+        self.w_optimizer.zero_grad(set_to_none=True)
+        self.a_optimizer.zero_grad(set_to_none=True)
+        with self.autocast():
+            logits = self.model(x)
+        ce = self.loss(logits, y)
+        z = self.samples()
+        penalty = self.penalty(z)
+        loss = ce + self.resource_lambda * penalty if self.resource_lambda else ce
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
+        self.w_optimizer.step()
+        self.a_optimizer.step()
+        self._accumulate({c: v.detach() for c, v in z.items()}, penalty.detach())
+        return ce.detach(), logits.detach()
+
+    # ------------------------------------------------------------------ recording
+    def _reset_sums(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._n = 0
+
+    def _accumulate(self, z: dict[str, torch.Tensor], penalty: torch.Tensor) -> None:
+        """Add this step's sample statistics to the epoch sums (on the device, no host sync)."""
+        values = {"penalty": penalty}
+        for cell, cost in self.costs.expected(z).items():
+            values[f"entropy_{cell}"] = entropy(z[cell]).mean()
+            for i, name in enumerate(COST_NAMES):
+                values[f"{name}_{cell}"] = cost[i]
+        for k, v in values.items():
+            self._sums[k] = self._sums[k] + v if k in self._sums else v.clone()
+        self._n += 1
+
+    def extra_series(self) -> dict[str, float]:
+        """Temperature, and over the epoch's samples: Z entropy per edge, expected cost per cell, penalty.
+
+        Before any step (the epoch-0 record) the statistics are of one sample drawn with a
+        private generator, so recording never touches the global RNG.
+        """
+        out = {"temperature": float(self.mixing.temperature)}
+        if self._n:
+            return out | {k: v.item() / self._n for k, v in self._sums.items()}
+        gen = torch.Generator(device=self.device).manual_seed(self.config.seed)
+        with torch.no_grad():
+            z = {
+                c: gumbel_softmax_sample(a.detach(), self.mixing.temperature, gen)
+                for c, a in self.model.alphas().items()
+            }
+            saved = self._sums, self._n
+            self._accumulate(z, self.penalty(z))
+            series = {k: v.item() for k, v in self._sums.items()}
+            self._sums, self._n = saved
+        return out | series
+
+    # ------------------------------------------------------------------ derivation, resume
+    def derive(self) -> Genotype:
+        """Argmax of log_alpha on every edge, none included (edges that pick none vanish)."""
+        a = self.model.alphas()
+        return derive_edge_all(a["normal"], a["reduce"], self.model.primitives)
+
+    def method_state(self) -> dict[str, Any]:
+        return {"temperature": self.mixing.temperature}
+
+    def load_method_state(self, state: dict[str, Any]) -> None:
+        if "temperature" in state:
+            self.mixing.temperature = state["temperature"]
+
+
+# ---------------------------------------------------------------------- lambda ablation
+def resource_ablation(
+    constraints: Sequence[str] = ("none", "mild", "moderate", "aggressive"),
+    seeds: Sequence[int] = (0, 1),
+    base_config: SearchConfig | None = None,
+    *,
+    progress: bool = False,
+    **search_kw: Any,
+) -> list[dict[str, Any]]:
+    """Run one SNAS search per (constraint, seed) and measure each derived cell.
+
+    Params and FLOPs are of the evaluation network at the CIFAR-10 config (NetworkCIFAR(36, 10, 20),
+    32x32 input, params without the auxiliary head, as the papers count them), so rows compare
+    with published cells. ``base_config`` defaults to the SNAS quick preset.
+    """
+    from nasviz.models import NetworkCIFAR
+    from nasviz.resources import count_flops, count_parameters
+    from nasviz.search import create_search, preset
+
+    base = base_config or preset("snas", "quick")
+    rows = []
+    for constraint in constraints:
+        for seed in seeds:
+            # resource_lambda=None: each constraint's own strength (config.replace drops None values).
+            cfg = dataclasses.replace(base, method="snas", constraint=constraint, seed=seed, resource_lambda=None)
+            t0 = time.perf_counter()
+            result = create_search(cfg, None, **search_kw).run(progress=progress)
+            seconds = time.perf_counter() - t0
+            g = result.genotype
+            net = NetworkCIFAR(36, 10, 20, True, g)
+            last = result.history.last()
+            rows.append(
+                {
+                    "constraint": constraint,
+                    "seed": seed,
+                    "resource_lambda": cfg.effective_resource_lambda(),
+                    "params": count_parameters(net),
+                    "flops": count_flops(net, (1, 3, 32, 32)),
+                    "none_edges": sum(op == "none" for cell in ("normal", "reduce") for op, _ in g.edges(cell)),
+                    "val_acc": last["metrics"].get("val_acc", math.nan) if last else math.nan,
+                    "seconds": seconds,
+                    "genotype": g.to_dict(),
+                }
+            )
+    return rows
+
+
+__all__ = ["SnasSearch", "entropy", "resource_ablation", "temperature_schedule"]

@@ -1,0 +1,366 @@
+"""Every finished search kept side by side: a table, overlaid curves and the search-cost trade-off.
+
+    runs = run_ablation("pc-darts", "quick", "k", [1, 2, 4])  # the K ablation, on digits
+    runs.to_markdown()            # val_acc, s/epoch, peak MB, img/s, params of the derived cell
+    runs.plot_overlay("val_acc")  # one line per run
+    runs.plot_tradeoff()          # seconds/epoch, peak memory and accuracy against K
+
+A `RunList` is plain Python (no widgets): `nasviz.viz.widgets.SearchPanel` appends to one after
+each run and only shows what these functions return. Every method records the same
+`SearchHistory` metrics, so the comparison works across DARTS, PC-DARTS and SNAS runs alike.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import math
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nasviz.genotypes import Genotype
+from nasviz.history import SearchHistory
+from nasviz.search.config import SearchConfig
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from nasviz.search.engine import SearchResult
+
+#: The evaluation network the papers report parameters for: NetworkCIFAR(36, 10, 20, auxiliary).
+EVAL_NETWORK = dict(C=36, num_classes=10, layers=20, auxiliary=True)
+
+# The knob named in a run's label when it is not the one being ablated.
+_LABEL_KNOB = {"darts": "order", "pc-darts": "k", "snas": "constraint"}
+# Knobs looked for (in this order) when guessing what an ablation varied.
+_KNOBS = ("k", "order", "edge_normalization", "batch_size", "C", "layers", "steps", "epochs",
+          "constraint", "resource_lambda", "penalty_form", "temperature_schedule",
+          "temperature_start", "temperature_end", "lr", "arch_lr", "seed")  # fmt: skip
+
+COLUMNS: dict[str, str] = {  # row key -> table header
+    "label": "run",
+    "method": "method",
+    "dataset": "dataset",
+    "k": "K",
+    "epochs": "epochs",
+    "val_acc": "val acc",
+    "seconds_per_epoch": "s/epoch",
+    "peak_memory_mb": "peak MB",
+    "images_per_second": "img/s",
+    "params": "params (eval net)",
+}
+
+
+def knob_text(knob: str, value: Any) -> str:
+    """How a knob reads in a label: 'K=4', 'order=2', 'moderate'."""
+    if knob == "k":
+        return f"K={value}"
+    if knob == "constraint":
+        return str(value)
+    return f"{knob}={value}"
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+@dataclass
+class RunRecord:
+    """One finished search: its label, config, history and genotype, plus a cached summary."""
+
+    label: str
+    config: SearchConfig
+    history: SearchHistory
+    genotype: Genotype
+    out: Path | None = None
+    knob: str | None = (
+        None  # the config field this run varies in an ablation (None: not an ablation)
+    )
+    _params: int | None = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def from_result(cls, result: SearchResult, label: str, knob: str | None = None) -> RunRecord:
+        """A record of a `SearchResult`."""
+        return cls(label, result.config, result.history, result.genotype, result.out, knob)
+
+    @property
+    def knob_value(self) -> Any:
+        """The value of `knob` in this run's config (None without a knob)."""
+        return getattr(self.config, self.knob) if self.knob else None
+
+    def params(self) -> int:
+        """Parameters of the derived cell in the papers' CIFAR eval network (computed once)."""
+        if self._params is None:
+            from nasviz.models import NetworkCIFAR
+            from nasviz.resources import count_parameters
+
+            self._params = count_parameters(NetworkCIFAR(genotype=self.genotype, **EVAL_NETWORK))
+        return self._params
+
+    def summary(self) -> dict[str, Any]:
+        """Final val_acc, mean training seconds/epoch, peak memory (MB), mean images/s, params."""
+        h = self.history
+        acc = h.metric("val_acc")[1]
+        return {
+            "val_acc": float(acc[-1]) if len(acc) else math.nan,
+            "seconds_per_epoch": _mean(h.metric("seconds")[1]),
+            "peak_memory_mb": float(np.max(m))
+            if len(m := h.metric("peak_memory_mb")[1])
+            else math.nan,
+            "images_per_second": _mean(h.metric("images_per_second")[1]),
+            "params": self.params(),
+        }
+
+    def row(self) -> dict[str, Any]:
+        """One table row: label, method, dataset, K, epochs, then the summary."""
+        cfg = self.config
+        row = {
+            "label": self.label,
+            "method": cfg.method,
+            "dataset": cfg.dataset,
+            "k": cfg.k,
+            "epochs": cfg.epochs,
+        }
+        if self.knob and self.knob not in row:
+            row[self.knob] = self.knob_value
+        row.update(self.summary())
+        return row
+
+
+def _cell(key: str, value: Any) -> str:
+    """A table value as text."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        formats = {"val_acc": ".3f", "peak_memory_mb": ".0f", "images_per_second": ".1f",
+                   "seconds_per_epoch": ".2f"}  # fmt: skip
+        return format(value, formats.get(key, "g"))
+    if key == "params":
+        return f"{value / 1e6:.2f}M"
+    return str(value)
+
+
+class RunList:
+    """Finished runs in the order they ran; a table and comparison figures over all of them."""
+
+    def __init__(self, records: Sequence[RunRecord] = ()) -> None:
+        self.records: list[RunRecord] = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[RunRecord]:
+        return iter(self.records)
+
+    def __getitem__(self, index: int) -> RunRecord:
+        return self.records[index]
+
+    def __repr__(self) -> str:
+        return f"RunList({[r.label for r in self.records]})"
+
+    # ------------------------------------------------------------------ adding
+    def label_for(self, config: SearchConfig, knob: str | None = None) -> str:
+        """The label the next run of ``config`` gets, e.g. 'pc-darts K=4 #2' (# counts all runs)."""
+        parts = [config.method]
+        shown = _LABEL_KNOB.get(config.method)
+        if shown:
+            parts.append(knob_text(shown, getattr(config, shown)))
+        if knob and knob != shown:
+            parts.append(knob_text(knob, getattr(config, knob)))
+        parts.append(f"#{len(self.records) + 1}")
+        return " ".join(parts)
+
+    def add(
+        self, result: SearchResult, label: str | None = None, knob: str | None = None
+    ) -> RunRecord:
+        """Append a finished search (labelled by `label_for` unless given); returns its record."""
+        record = RunRecord.from_result(result, label or self.label_for(result.config, knob), knob)
+        self.records.append(record)
+        return record
+
+    # ------------------------------------------------------------------ tables
+    def table(self) -> list[dict[str, Any]]:
+        """One dict per run (`COLUMNS`, plus an ablation's knob when it is not among them)."""
+        return [r.row() for r in self.records]
+
+    def _columns(self, rows: list[dict[str, Any]]) -> list[str]:
+        keys = list(COLUMNS)
+        for row in rows:
+            keys += [k for k in row if k not in keys]
+        return keys
+
+    def to_markdown(self) -> str:
+        """The table as GitHub markdown."""
+        rows = self.table()
+        keys = self._columns(rows)
+        lines = [
+            "| " + " | ".join(COLUMNS.get(k, k) for k in keys) + " |",
+            "|" + "---|" * len(keys),
+        ]
+        lines += ["| " + " | ".join(_cell(k, row.get(k, "")) for k in keys) + " |" for row in rows]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        """The table as an HTML <table> (a placeholder line when there are no runs yet)."""
+        rows = self.table()
+        if not rows:
+            return "<p><i>no runs yet</i></p>"
+        keys = self._columns(rows)
+        head = "".join(f"<th>{html.escape(COLUMNS.get(k, k))}</th>" for k in keys)
+        body = "".join(
+            "<tr>"
+            + "".join(f"<td>{html.escape(_cell(k, row.get(k, '')))}</td>" for k in keys)
+            + "</tr>"
+            for row in rows
+        )
+        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    # ------------------------------------------------------------------ figures
+    def plot_overlay(self, metric: str = "val_acc") -> Figure:
+        """``metric`` over epochs for every run on one axis (legend = run labels)."""
+        from nasviz.viz.evolution import _figure
+
+        if not self.records:
+            raise ValueError("no runs to plot yet: run a search first")
+        have = sorted({m for r in self.records for m in r.history.metric_names()})
+        if metric not in have:
+            raise ValueError(f"no run recorded the metric {metric!r}; recorded: {have}")
+        fig = _figure(6.0, 3.6)
+        ax = fig.subplots()
+        for r in self.records:
+            x, y = r.history.metric(metric)
+            ax.plot(x, y, marker="o" if len(x) < 12 else None, lw=1.8, label=r.label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(f"{metric} of {len(self.records)} run(s)")
+        return fig
+
+    def varied(self) -> list[str]:
+        """Config fields whose value differs between runs (in `_KNOBS` order first)."""
+        if len(self.records) < 2:
+            return []
+        dicts = [r.config.to_dict() for r in self.records]
+        diff = [k for k in dicts[0] if any(d[k] != dicts[0][k] for d in dicts[1:])]
+        return sorted(diff, key=lambda k: (_KNOBS.index(k) if k in _KNOBS else len(_KNOBS), k))
+
+    def tradeoff_knob(self) -> str:
+        """Default knob of `plot_tradeoff`: the ablation knob, else the first varied one, else K."""
+        knobs = {r.knob for r in self.records if r.knob}
+        if len(knobs) == 1:
+            return knobs.pop()
+        varied = [k for k in self.varied() if k != "method"]
+        return varied[0] if varied else "k"
+
+    def plot_tradeoff(self, knob: str | None = None) -> Figure:
+        """Seconds/epoch, peak memory and final accuracy against ``knob`` (e.g. K), per method."""
+        from nasviz.viz.evolution import _figure
+
+        if not self.records:
+            raise ValueError("no runs to compare yet: run a search first")
+        knob = knob or self.tradeoff_knob()
+        fields = {f.name for f in dataclasses.fields(SearchConfig)}
+        if knob not in fields:
+            raise ValueError(
+                f"unknown knob {knob!r}; use a SearchConfig field such as {list(_KNOBS[:6])}"
+            )
+        values = [getattr(r.config, knob) for r in self.records]
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        categories = list(dict.fromkeys(str(v) for v in values))
+        xs = [float(v) if numeric else float(categories.index(str(v))) for v in values]
+        summaries = [r.summary() for r in self.records]
+        panels = (("seconds_per_epoch", "training s / epoch"),
+                  ("peak_memory_mb", "peak memory (MB)"), ("val_acc", "final val acc"))  # fmt: skip
+        fig = _figure(12.0, 3.4)
+        axes = fig.subplots(1, len(panels))
+        methods = list(dict.fromkeys(r.config.method for r in self.records))
+        for ax, (key, title) in zip(axes, panels, strict=True):
+            for method in methods:
+                pts = sorted(
+                    (x, s[key])
+                    for x, s, r in zip(xs, summaries, self.records, strict=True)
+                    if r.config.method == method
+                )
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", lw=1.8, label=method)
+            ax.set_title(title)
+            ax.set_xlabel(knob_text(knob, "").rstrip("=") or knob)
+            if numeric:
+                ax.set_xticks(sorted(set(xs)))
+                ax.set_xticklabels([f"{x:g}" for x in sorted(set(xs))])
+            else:
+                ax.set_xticks(range(len(categories)))
+                ax.set_xticklabels(categories)
+            ax.grid(alpha=0.3)
+        axes[-1].legend(fontsize=8)
+        fig.suptitle(f"search cost against {knob} ({len(self.records)} runs)")
+        return fig
+
+
+def fresh_run_dir(root: str | Path, name: str) -> Path:
+    """``root/name``, or ``root/name-2``, ``-3`` ... if taken (a search never overwrites a run)."""
+    root = Path(root)
+    slug = "".join(c if c.isalnum() or c in "-_=" else "-" for c in name).strip("-")
+    path, n = root / slug, 1
+    while path.exists():
+        n += 1
+        path = root / f"{slug}-{n}"
+    return path
+
+
+def run_ablation(
+    method: str,
+    preset_name: str,
+    knob: str,
+    values: Sequence[Any],
+    *,
+    runs: RunList | None = None,
+    out_root: str | Path | None = None,
+    progress: bool = False,
+    callbacks: list[Callable] | None = None,
+    search_kwargs: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> RunList:
+    """One search per value of ``knob`` (e.g. K = 1, 2, 4), appended to ``runs`` (or a new RunList).
+
+    ``overrides`` go to `preset`; ``search_kwargs`` (e.g. ``train_data``) to `run_search`.
+    """
+    from nasviz.search import preset, run_search
+
+    fields = {f.name for f in dataclasses.fields(SearchConfig)}
+    if knob not in fields:
+        raise ValueError(
+            f"unknown knob {knob!r}; use a SearchConfig field such as {list(_KNOBS[:6])}"
+        )
+    if not values:
+        raise ValueError(f"give at least one value of {knob!r} to run")
+    runs = RunList() if runs is None else runs
+    configs = [
+        preset(method, preset_name, **{**overrides, knob: v}) for v in values
+    ]  # all checked up front
+    for config in configs:
+        label = runs.label_for(config, knob)
+        out = fresh_run_dir(out_root, label) if out_root is not None else None
+        result = run_search(
+            config, out, progress=progress, callbacks=callbacks, **(search_kwargs or {})
+        )
+        runs.add(result, label, knob)
+    return runs
+
+
+__all__ = [
+    "COLUMNS",
+    "EVAL_NETWORK",
+    "RunList",
+    "RunRecord",
+    "fresh_run_dir",
+    "knob_text",
+    "run_ablation",
+]

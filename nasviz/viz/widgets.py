@@ -1,0 +1,395 @@
+"""A control panel per search method: the paper's knobs, a Run button, live plots, the derived cell.
+
+    panel = SearchPanel("pc-darts", preset="quick")   # or search_panel("pc-darts")
+    panel                                              # shows the panel in Jupyter
+    result = panel.run()                               # what the Run button does
+
+The panel only wires widgets to library functions: `nasviz.search.preset` builds the config,
+`nasviz.search.create_search` runs it, `nasviz.viz.live.LivePlots` draws the evolution into an
+``ipywidgets.Output``, `nasviz.viz.cells.genotype_graph` the derived cell, and
+`nasviz.viz.runs.RunList` keeps every finished run for the table and the overlay plot.
+
+Controls can only hold valid values: dropdowns, bounded numbers, and K restricted to the divisors
+`valid_k` allows for the preset's supernet. A combination the config rejects (e.g. a final
+temperature above the start) is reported in the status line, never raised.
+
+The search runs synchronously in the kernel: the widgets (progress, status, the live-plot
+Output) still update while it runs. There is no background-thread mode on purpose: output
+captured by ``with output:`` from another thread lands in whichever cell runs last.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+from typing import Any
+
+import ipywidgets as W
+
+from nasviz.history import Record, SearchHistory
+from nasviz.search import create_search, preset
+from nasviz.search.config import (
+    CONSTRAINTS,
+    METHODS,
+    PENALTY_FORMS,
+    PRESETS,
+    TEMPERATURE_SCHEDULES,
+    SearchConfig,
+)
+from nasviz.search.engine import SearchResult
+from nasviz.spaces.darts import SpaceConfig, valid_k
+from nasviz.viz.cells import DotNotFoundError, genotype_graph
+from nasviz.viz.live import LivePlots
+from nasviz.viz.runs import RunList, RunRecord, fresh_run_dir
+
+DATASETS: tuple[str, ...] = ("digits", "cifar10")
+TITLES = {"darts": "DARTS", "pc-darts": "PC-DARTS", "snas": "SNAS"}
+# Errors a user's settings can cause: shown in the status line instead of raised.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+
+_STYLE = {"description_width": "initial"}
+
+
+def _layout(width: str = "190px") -> W.Layout:
+    return W.Layout(width=width)
+
+
+def _figure_png(fig: Any, dpi: int = 80) -> str:
+    """A matplotlib Figure as base64 PNG text."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _show(output: W.Output, data: dict[str, str]) -> None:
+    """Replace what ``output`` shows with one display_data (works with or without a kernel)."""
+    output.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
+
+
+def valid_k_for(config: SearchConfig) -> list[int]:
+    """The K values PC-DARTS accepts for ``config``'s supernet (C, layers, steps)."""
+    return valid_k(SpaceConfig(C=config.C, layers=config.layers, steps=config.steps))
+
+
+class SearchPanel:
+    """An ipywidgets control panel for one search method; every finished run lands in `runs`.
+
+    ``overrides`` are fixed `preset` overrides under the widgets (e.g. a smaller supernet),
+    ``search_kwargs`` go to `create_search` (e.g. ``train_data``/``val_data``), ``live`` turns the
+    live plots on or off and ``live_plots`` chooses them (see `LivePlots`).
+    """
+
+    def __init__(
+        self,
+        method: str = "pc-darts",
+        preset: str = "quick",
+        runs: RunList | None = None,
+        out_root: str | None = None,
+        *,
+        overrides: dict[str, Any] | None = None,
+        search_kwargs: dict[str, Any] | None = None,
+        live: bool = True,
+        live_plots: list[str] | None = None,
+        live_interval: float = 2.0,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"unknown search method {method!r}; methods: {', '.join(METHODS)}")
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+        self.method = method
+        self.runs = RunList() if runs is None else runs
+        self.out_root = out_root
+        self.overrides = dict(overrides or {})
+        self.search_kwargs = dict(search_kwargs or {})
+        self.live = live
+        self.live_plots = live_plots
+        self.live_interval = live_interval
+        self.result: SearchResult | None = None  # the last finished run
+        self.live_view: LivePlots | None = None  # the live plots of the last run
+        self.last_error: BaseException | None = None
+        self._busy = False
+        self._label = ""  # label of the run in progress
+        self._build(preset)
+
+    # ------------------------------------------------------------------ widgets
+    def _build(self, preset_name: str) -> None:
+        lay = _layout
+        self.preset_widget = W.Dropdown(
+            options=PRESETS, value=preset_name, description="preset", layout=lay()
+        )
+        c: dict[str, W.Widget] = {
+            "dataset": W.Dropdown(options=DATASETS, description="dataset", layout=lay()),
+            "epochs": W.BoundedIntText(min=1, max=1000, description="epochs", layout=lay("150px")),
+            "batch_size": W.BoundedIntText(
+                min=1, max=4096, description="batch", layout=lay("150px")
+            ),
+            "max_steps_per_epoch": W.BoundedIntText(
+                min=0,
+                max=100_000,
+                description="max steps/epoch (0 = all)",
+                style=_STYLE,
+                layout=lay("230px"),
+            ),
+            "seed": W.BoundedIntText(min=0, max=2**31 - 1, description="seed", layout=lay("150px")),
+        }
+        if self.method == "pc-darts":
+            c["k"] = W.Dropdown(options=[1], description="K", layout=lay("120px"))
+            c["edge_normalization"] = W.Checkbox(
+                description="edge normalization", indent=False, layout=lay()
+            )
+        if self.method == "darts":
+            c["order"] = W.ToggleButtons(
+                options=[("1st order", 1), ("2nd order", 2)], description="order",
+                style={"button_width": "80px"},
+            )  # fmt: skip
+        if self.method == "snas":
+            c["temperature_start"] = W.BoundedFloatText(
+                min=0.001, max=100.0, step=0.1, description="τ start", layout=lay("150px")
+            )
+            c["temperature_end"] = W.BoundedFloatText(
+                min=0.001, max=100.0, step=0.01, description="τ end", layout=lay("150px")
+            )
+            c["temperature_schedule"] = W.Dropdown(
+                options=TEMPERATURE_SCHEDULES, description="schedule", layout=lay()
+            )
+            c["constraint"] = W.Dropdown(
+                options=list(CONSTRAINTS), description="constraint", layout=lay()
+            )
+            c["resource_lambda"] = W.BoundedFloatText(
+                min=0.0, max=1000.0, step=0.01, description="λ", layout=lay("150px")
+            )
+            c["penalty_form"] = W.Dropdown(
+                options=PENALTY_FORMS, description="penalty", layout=lay()
+            )
+            c["constraint"].observe(self._on_constraint, names="value")
+        self.controls = c
+
+        self.run_button = W.Button(description="Run search", button_style="primary", icon="play")
+        self.run_button.on_click(self._on_click)
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="epoch 0/0", style=_STYLE)
+        self.status = W.HTML(value="ready")
+        self.live_output = W.Output()
+        self.cell_output = W.Output()
+        self.table = W.HTML(value=self.runs.to_html())
+        self.overlay_output = W.Output()
+
+        self._load_preset(preset_name)
+        self.preset_widget.observe(lambda change: self._load_preset(change["new"]), names="value")
+
+        common = ["dataset", "epochs", "batch_size", "max_steps_per_epoch", "seed"]
+        specific = [name for name in c if name not in common]
+        rows = [
+            W.HTML(f"<b>{TITLES[self.method]} search</b>"),
+            W.HBox([self.preset_widget] + [c[n] for n in common[:3]]),
+            W.HBox([c[n] for n in common[3:]]),
+            W.HBox([c[n] for n in specific[:3]]),
+            W.HBox([c[n] for n in specific[3:]]),
+            W.HBox([self.run_button, self.progress, self.status]),
+            W.HTML("<b>Live plots</b>"),
+            self.live_output,
+            W.HTML("<b>Derived cell</b>"),
+            self.cell_output,
+            W.HTML("<b>Runs</b>"),
+            self.table,
+            self.overlay_output,
+        ]
+        self.widget = W.VBox([r for r in rows if not (isinstance(r, W.HBox) and not r.children)])
+
+    def _base_config(self, preset_name: str) -> SearchConfig:
+        return preset(self.method, preset_name, **self.overrides)
+
+    def _load_preset(self, preset_name: str) -> None:
+        """Set every control to ``preset_name``'s value; new K choices for its supernet."""
+        base = self._base_config(preset_name)
+        for name, widget in self.controls.items():
+            if name == "k":
+                options = valid_k_for(base)
+                widget.options = options
+                widget.value = base.k if base.k in options else options[0]
+            elif name == "max_steps_per_epoch":
+                widget.value = base.max_steps_per_epoch or 0
+            elif name == "resource_lambda":
+                widget.value = base.effective_resource_lambda()
+            else:
+                widget.value = getattr(base, name)
+
+    def _on_constraint(self, change: dict[str, Any]) -> None:
+        """A new SNAS constraint sets λ to that constraint's strength (editable)."""
+        self.controls["resource_lambda"].value = CONSTRAINTS[change["new"]]
+
+    @property
+    def preset_name(self) -> str:
+        """The preset the panel is set to."""
+        return self.preset_widget.value
+
+    def values(self) -> dict[str, Any]:
+        """The controls' values as `preset` overrides."""
+        values = {name: w.value for name, w in self.controls.items()}
+        if (
+            "resource_lambda" in values
+            and values["resource_lambda"] == CONSTRAINTS[values["constraint"]]
+        ):
+            values["resource_lambda"] = (
+                None  # the constraint's own strength, as the config means it
+            )
+        return values
+
+    def set(self, **values: Any) -> None:
+        """Set controls by config field name (``max_steps_per_epoch=0`` means the whole split)."""
+        if "preset" in values:
+            self.preset_widget.value = values.pop("preset")
+        unknown = sorted(set(values) - set(self.controls))
+        if unknown:
+            raise ValueError(
+                f"no control for {unknown} in the {self.method} panel; "
+                f"controls: {list(self.controls)}"
+            )
+        for name, value in values.items():
+            self.controls[name].value = value
+
+    # ------------------------------------------------------------------ config
+    def config(self, overrides: dict[str, Any] | None = None, **kw: Any) -> SearchConfig | None:
+        """The controls' SearchConfig (plus ``overrides``); None (error in status) if invalid."""
+        values = {**self.overrides, **self.values(), **(overrides or {}), **kw}
+        whole_split = values.get("max_steps_per_epoch") == 0
+        if whole_split:
+            values.pop("max_steps_per_epoch")
+        try:
+            cfg = preset(self.method, self.preset_name, **values)
+            if whole_split:
+                cfg = dataclasses.replace(cfg, max_steps_per_epoch=None)
+            if cfg.method == "pc-darts" and cfg.k not in (ks := valid_k_for(cfg)):
+                raise ValueError(
+                    f"K={cfg.k} does not fit this supernet (C={cfg.C}, layers={cfg.layers}); "
+                    f"valid K: {ks}"
+                )
+        except (ValueError, TypeError) as exc:  # TypeError: an unknown field name
+            self._error(exc)
+            return None
+        return cfg
+
+    # ------------------------------------------------------------------ running
+    def _on_click(self, _button: W.Button) -> None:
+        self.run()
+
+    def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
+        for widget in [self.run_button, self.preset_widget, *self.controls.values()]:
+            widget.disabled = busy
+
+    def _error(self, exc: BaseException) -> None:
+        self.last_error = exc
+        text = html.escape(f"{type(exc).__name__}: {exc}", quote=False)
+        self.status.value = f'<span style="color:#b00020">{text}</span>'
+
+    def _on_record(self, history: SearchHistory, record: Record) -> None:
+        """History callback: advance the progress bar and the status line after every epoch."""
+        if record["kind"] != "epoch" or record["epoch"] == 0:
+            return
+        epoch = record["epoch"]
+        self.progress.value = epoch
+        self.progress.description = f"epoch {epoch}/{self.progress.max}"
+        m = record.get("metrics", {})
+        parts = [f"{k} {m[k]:.3f}" for k in ("train_loss", "val_acc") if k in m]
+        if "seconds" in m:
+            parts.append(f"{m['seconds']:.1f} s")
+        self.status.value = html.escape(f"{self._label}: epoch {epoch}: " + ", ".join(parts))
+
+    def run(self, overrides: dict[str, Any] | None = None) -> SearchResult | None:
+        """Run a search with the current settings (the Run button); None if it could not run."""
+        if self._busy:
+            self.status.value = "a search is already running"
+            return None
+        cfg = self.config(overrides)
+        if cfg is None:
+            return None
+        self.last_error = None
+        self._label = self.runs.label_for(cfg)
+        self._set_busy(True)
+        self.progress.max, self.progress.value = cfg.epochs, 0
+        self.progress.description = f"epoch 0/{cfg.epochs}"
+        self.progress.bar_style = "info"
+        self.status.value = html.escape(f"{self._label}: starting")
+        live = None
+        try:
+            out = fresh_run_dir(self.out_root, self._label) if self.out_root is not None else None
+            search = create_search(cfg, out, **self.search_kwargs)
+            callbacks: list[Any] = [self._on_record]
+            if self.live:
+                live = LivePlots(
+                    search.history, self.live_plots, self.live_interval, output=self.live_output
+                )
+                self.live_view = live
+                callbacks.append(live)
+            result = search.run(progress=False, callbacks=callbacks)
+            if live is not None:
+                live.finish()
+        except USER_ERRORS as exc:
+            self.progress.bar_style = "danger"
+            self._error(exc)
+            return None
+        except Exception as exc:  # a bug: show it, then let the traceback through
+            self.progress.bar_style = "danger"
+            self._error(exc)
+            raise
+        finally:
+            self._set_busy(False)
+        self.result = result
+        record = self.runs.add(result, self._label)
+        self.progress.bar_style = "success"
+        self._show_run(record)
+        return result
+
+    def _show_run(self, record: RunRecord) -> None:
+        """The derived cell, the status summary, the table and the overlay after a run."""
+        s = record.summary()
+        self.status.value = html.escape(
+            f"{record.label}: done, val_acc {s['val_acc']:.3f}, "
+            f"{s['seconds_per_epoch']:.1f} s/epoch, eval-net params {s['params'] / 1e6:.2f}M"
+        )
+        self.show_cell(record)
+        self.refresh_runs()
+
+    def show_cell(self, record: RunRecord) -> None:
+        """Draw ``record``'s genotype in the cell output (install help if Graphviz is missing)."""
+        try:
+            svg = genotype_graph(record.genotype, title=record.label).pipe(
+                format="svg", encoding="utf-8"
+            )
+            data = {"image/svg+xml": svg, "text/plain": str(record.genotype)}
+        except DotNotFoundError as exc:
+            data = {"text/plain": f"{exc}\n\n{record.genotype}"}
+        _show(self.cell_output, data)
+
+    def refresh_runs(self, metric: str = "val_acc") -> None:
+        """Redraw the run table and the overlay of ``metric`` (e.g. after runs added elsewhere)."""
+        self.table.value = self.runs.to_html()
+        if not len(self.runs):
+            self.overlay_output.outputs = ()
+            return
+        from matplotlib.figure import Figure
+
+        fig: Figure = self.runs.plot_overlay(metric)
+        _show(
+            self.overlay_output,
+            {"image/png": _figure_png(fig), "text/plain": f"<{metric} overlay>"},
+        )
+
+    # ------------------------------------------------------------------ display
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def search_panel(method: str = "pc-darts", **kw: Any) -> SearchPanel:
+    """A `SearchPanel` for ``method`` (keyword arguments as SearchPanel's)."""
+    return SearchPanel(method, **kw)
+
+
+__all__ = ["DATASETS", "SearchPanel", "search_panel", "valid_k_for"]
