@@ -63,8 +63,9 @@ class SearchHistory:
         betas: dict[str, Any] | None = None,
         genotype: Genotype | dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
+        notify: bool = True,
     ) -> Record:
-        """Append one record (converting tensors to lists) and notify the callbacks."""
+        """Append one record (converting tensors to lists) and, unless told not to, notify callbacks."""
         if kind not in ("epoch", "step"):
             raise ValueError(f"record kind must be 'epoch' or 'step', got {kind!r}")
         record: Record = {"epoch": int(epoch), "step": int(step), "kind": kind}
@@ -78,9 +79,14 @@ class SearchHistory:
         if extra:
             record["extra"] = {k: _to_py(v) for k, v in extra.items()}
         self.records.append(record)
+        if notify:
+            self.notify(record)
+        return record
+
+    def notify(self, record: Record) -> None:
+        """Call every callback with ``record`` (a search does it after checkpointing the epoch)."""
         for fn in list(self._callbacks):
             fn(self, record)
-        return record
 
     # ---------------------------------------------------------------- reading
     def epochs(self) -> list[Record]:

@@ -38,7 +38,8 @@ def _pyproject_deps() -> set[str]:
 
 def test_environment_yml_mirrors_pyproject():
     text = (ROOT / "environment.yml").read_text()
-    pip_deps = set(re.findall(r"^\s+- ([A-Za-z][\w.-]*[<>=!~][^\s#]*)\s*$", text, flags=re.M))
+    pip_section = text.split("- pip:", 1)[1]
+    pip_deps = set(re.findall(r"^\s+- ([A-Za-z][\w.-]*[<>=!~][^\s#]*)\s*$", pip_section, flags=re.M))
     assert pip_deps == _pyproject_deps()
     assert re.search(r"^\s+- graphviz\s", text, flags=re.M)  # the dot binary from conda-forge
     assert "conda-forge" in text

@@ -140,7 +140,7 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(method="pc-darts", k=3), r"K=3 does not divide .* valid K: \[1, 2, 4, 8\]"),
+        (dict(method="pc-darts", k=3), r"K=3 does not divide .* valid K: \[1, 2, 4\]"),
         (dict(order=3), "order must be 1"),
         (dict(method="pc-darts", order=2), "first-order"),
         (dict(epochs=0), "epochs must be a positive integer"),

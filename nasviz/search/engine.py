@@ -256,11 +256,13 @@ class Search:
             "images_per_second": seen / train_seconds,
             "peak_memory_mb": peak_memory_mb(self.device),
         }
-        self.history.log(
-            self.epoch, self.global_step, metrics=metrics, **self.snapshot(), extra=self.extra_series() or None
-        )
+        record = self.history.log(
+            self.epoch, self.global_step, metrics=metrics, **self.snapshot(),
+            extra=self.extra_series() or None, notify=False,
+        )  # fmt: skip
         bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", val_acc=f"{val_acc:.3f}")
-        self.save()
+        self.save()  # before the callbacks: an error in a live plot never loses the epoch
+        self.history.notify(record)
 
     def _log_step(self, progress: float, loss: torch.Tensor) -> None:
         snap = self.snapshot()

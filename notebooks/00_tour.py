@@ -1,0 +1,187 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.16.0
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · A tour of neural architecture search with nasviz
+#
+# **Neural architecture search (NAS)** automates one decision that used to be made by hand:
+# *which layers, connected how?* A NAS method has three parts:
+#
+# 1. a **search space**: the architectures it may return (here: small *cells* that are stacked
+#    into a network);
+# 2. a **search strategy**: how it explores that space (reinforcement learning, evolution,
+#    gradient descent ...);
+# 3. a **performance estimate**: how it judges a candidate without training each one for days.
+#
+# This notebook is the map for the rest of the course: what the papers changed, the cell space
+# they share, the cells they published (drawn and measured by the library), and how to drive the
+# toolkit from a notebook or the command line. It trains nothing, so it runs in seconds.
+
+# %% tags=["parameters"]
+# Parameters (papermill / CI may override them). This notebook only measures published cells.
+GENOTYPES = ["NASNet", "AmoebaNet", "DARTS_V1", "DARTS_V2", "PC_DARTS_cifar", "SNAS_mild"]
+C, LAYERS = 36, 20  # the papers' CIFAR-10 evaluation network: 36 channels, 20 cells
+
+# %%
+import sys
+
+from nasviz import genotypes
+from nasviz.genotypes import PRIMITIVES
+from nasviz.models import NetworkCIFAR
+from nasviz.resources import cost_report
+from nasviz.viz.cells import cell_graph, genotype_graph
+
+# %% [markdown]
+# ## From 2,000 GPU-days to a tenth of one
+#
+# The search cost, as **reported by the papers** (not measured here):
+#
+# | method | year | search strategy | search cost (paper) |
+# |---|---|---|---|
+# | NASNet | 2018 | RL controller (LSTM + PPO) samples ~20,000 child nets, each trained briefly | ~2,000 GPU-days (500 GPUs × 4 days) |
+# | DARTS | 2019 | gradient descent on a *continuous relaxation* of the cell space (weight sharing) | ~0.4 GPU-day (1st order) / 1 GPU-day (2nd order) per run |
+# | SNAS | 2019 | gradients through Gumbel-softmax *samples*, one level | 1.5 GPU-days |
+# | PC-DARTS | 2020 | DARTS with *partial channels* and *edge normalization* | 0.1 GPU-day (~1.5 h on one V100) |
+#
+# The leap is in the performance estimate. NASNet trains every candidate separately. DARTS
+# trains **one supernet** that contains every candidate at once and reads the architecture off
+# learned weights $\alpha$; PC-DARTS makes that supernet cheap enough for large batches.
+# Notebooks 01 and 02 run both methods on your machine.
+
+# %% [markdown]
+# ## The DARTS cell space
+#
+# DARTS, PC-DARTS and SNAS search the same space. A **cell** takes the outputs of the two
+# previous cells, $c_{k-2}$ and $c_{k-1}$, and computes **4 intermediate nodes**; node $i$ may
+# read every earlier state, so it has $2+i$ incoming edges, and there are
+# $2+3+4+5 = 14$ edges per cell. On every edge the search chooses one of **8 operations**:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+edges = sum(2 + i for i in range(4))
+print(f"{len(PRIMITIVES)} operations, {edges} edges per cell:")
+for column, op in enumerate(PRIMITIVES):
+    print(f"  alpha[:, {column}]  {op}")
+
+# %% [markdown]
+# The final cell keeps **two** incoming edges per node, each with one operation, and
+# concatenates the 4 nodes. The network stacks such cells: *normal* cells keep the resolution,
+# two *reduction* cells (at 1/3 and 2/3 of the depth) halve it and double the channels. So a
+# search only has to choose two small graphs — one normal, one reduction cell — e.g. the
+# normal cell DARTS published:
+
+# %%
+cell_graph(genotypes.get("DARTS_V2"), "normal", title="DARTS (V2) normal cell")
+
+# %% [markdown]
+# ## The published cells, drawn
+#
+# The library ships the genotypes the papers published (`nasviz.genotypes.names()`), as plain
+# data. Each drawing shows both cells: inputs on the left, the concatenated output on the right,
+# edges coloured by operation family.
+
+# %%
+print("built-in genotypes:", ", ".join(genotypes.names()))
+genotype_graph(genotypes.get("PC_DARTS_cifar"), title="PC-DARTS (CIFAR-10)")
+
+# %%
+genotype_graph(genotypes.get("NASNet"), title="NASNet-A (in the DARTS format)")
+
+# %% [markdown]
+# ## The published cells, measured
+#
+# Every number in the next table except the last column is **computed here** by the library:
+# we build the CIFAR-10 evaluation network of each genotype (36 channels, 20 cells, auxiliary
+# head) and count its parameters the way the papers do (without the auxiliary head) and its
+# FLOPs for one 32×32 image (`torch.utils.flop_counter`; a multiply-add counts as 2 FLOPs).
+# The error column is what each **paper** reports for its own training run.
+
+# %%
+PAPER_ERROR = {  # CIFAR-10 test error (%), as reported by the papers (PAPERS.md)
+    "NASNet": 2.65, "DARTS_V1": 3.00, "DARTS_V2": 2.76, "PC_DARTS_cifar": 2.57,
+    "SNAS_mild": 2.98, "SNAS_moderate": 2.85, "SNAS_aggressive": 3.10,
+}  # fmt: skip
+reports = {}
+for name in GENOTYPES:
+    model = NetworkCIFAR(C, 10, LAYERS, True, genotypes.get(name))
+    reports[name] = cost_report(model, (1, 3, 32, 32))
+
+# %%
+from IPython.display import Markdown
+
+rows = ["| genotype | params (computed) | FLOPs (computed) | error % (paper) |", "|---|---|---|---|"]
+for name, r in reports.items():
+    err = PAPER_ERROR.get(name)
+    rows.append(f"| {name} | {r.params / 1e6:.2f}M | {r.flops / 1e6:,.0f}M | {err if err else '—'} |")
+Markdown("\n".join(rows))
+
+# %% [markdown]
+# Two facts from the papers to check our counts against: DARTS V2 has 3.3M and PC-DARTS 3.6M
+# parameters (paper). The exact counts of the official code are 3,349,342 and 3,634,678:
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for name in ("DARTS_V2", "PC_DARTS_cifar"):
+    model = NetworkCIFAR(C, 10, LAYERS, True, genotypes.get(name))
+    print(f"{name}: {cost_report(model, (1, 3, 32, 32)).params:,} parameters")
+
+# %% [markdown]
+# Read the table with care. The NASNet and AmoebaNet rows build their cells *in the DARTS
+# network* (20 cells, 36 channels), not in their own networks, so their counts differ from the
+# papers' figures (NASNet-A: 3.3M, paper). And the errors come from 600-epoch trainings with
+# cutout and drop path that we do not repeat here: cells with similar budgets land within a few
+# tenths of a percent of each other, which is why the search *cost* was the real news.
+
+# %% [markdown]
+# ## Using the toolkit
+#
+# **From a notebook**, a search is one call on a config; every method returns the same
+# `SearchResult(genotype, history, out, config)`, and every plot reads the `history`:
+#
+# ```python
+# from nasviz.search import preset, run_search
+# from nasviz.viz.evolution import plot_alpha_evolution
+#
+# result = run_search(preset("pc-darts", "quick"))      # "paper" on a GPU with CIFAR-10
+# plot_alpha_evolution(result.history, "normal")
+# ```
+#
+# Presets: `paper` is each paper's setting (CIFAR-10, GPU-sized); `quick` runs the *same code*
+# on the bundled 8×8 digits in minutes on a laptop CPU; `smoke` is `quick` cut to a few steps,
+# for CI. Setting the environment variable `NASVIZ_SMOKE=1` makes notebooks 01 and 02 use it.
+#
+# **From the command line** the same steps are:
+#
+# ```bash
+# nasviz search pc-darts --preset quick --out runs/pc     # writes history.json, genotype.json
+# nasviz plot runs/pc                                     # every evolution plot as PNG
+# nasviz retrain --genotype runs/pc/genotype.json --preset quick --out runs/pc-retrain
+# nasviz info --genotype pc_darts                         # parameters and FLOPs of a cell
+# ```
+#
+# The last one runs in a second (`python -m nasviz.cli` is the `nasviz` command of the
+# Python that runs this notebook):
+
+# %%
+# !{sys.executable} -m nasviz.cli info --genotype pc_darts
+
+# %% [markdown]
+# ## Where to go next
+#
+# * **01_darts** — the continuous relaxation, first- and second-order search, how the
+#   architecture weights evolve, the derived cell, retraining it, and the skip-connection
+#   collapse, measured on your own run.
+# * **02_pc_darts** — partial channels and edge normalization; the memory/speed trade-off over
+#   $K$ measured on your machine; an interactive panel to search again.
