@@ -35,8 +35,13 @@ class Row:
 
 
 def _cases() -> list[tuple[str, str, dict]]:
-    cases = [("DARTS 1st order", "darts", dict(order=1)), ("DARTS 2nd order", "darts", dict(order=2))]
-    cases += [(f"PC-DARTS K={k}", "pc-darts", dict(k=k, edge_normalization=True)) for k in (1, 2, 4, 8)]
+    cases = [
+        ("DARTS 1st order", "darts", dict(order=1)),
+        ("DARTS 2nd order", "darts", dict(order=2)),
+    ]
+    cases += [
+        (f"PC-DARTS K={k}", "pc-darts", dict(k=k, edge_normalization=True)) for k in (1, 2, 4, 8)
+    ]
     return cases
 
 
@@ -45,14 +50,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench(method: str, overrides: dict, device: str, cuda_config: bool, batch: int, steps: int, warmup: int) -> Row:
+def bench(
+    method: str,
+    overrides: dict,
+    device: str,
+    cuda_config: bool,
+    batch: int,
+    steps: int,
+    warmup: int,
+) -> Row:
     """Time `steps` search steps of one method on synthetic data."""
     if cuda_config:  # the papers' search network on CIFAR-shaped data
-        info = DatasetInfo("cifar10", 10, 3, 32, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), 4, True, 16)
+        info = DatasetInfo(
+            "cifar10", 10, 3, 32, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), 4, True, 16
+        )
         cfg = preset(method, "paper", batch_size=batch, device=device, warmup_epochs=0, **overrides)
     else:  # small CPU configuration
         info = DatasetInfo("cifar10", 10, 3, 16, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), 2, True, 8)
-        cfg = preset(method, "quick", dataset="cifar10", batch_size=batch, device=device, **overrides)
+        cfg = preset(
+            method, "quick", dataset="cifar10", batch_size=batch, device=device, **overrides
+        )
     data = synthetic_dataset(info, max(4 * batch, 256), seed=0)
     train, val = search_split(data)
     search = create_search(cfg, None, train_data=train, val_data=val)
@@ -72,18 +89,24 @@ def bench(method: str, overrides: dict, device: str, cuda_config: bool, batch: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=None, help="default: 64 (CUDA, DARTS paper) / 32 (CPU)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="default: 64 (CUDA, DARTS paper) / 32 (CPU)"
+    )
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--only", default=None, help="substring filter on the case names")
-    parser.add_argument("--single", default=None, help=argparse.SUPPRESS)  # internal: one case, JSON out
+    parser.add_argument(
+        "--single", default=None, help=argparse.SUPPRESS
+    )  # internal: one case, JSON out
     args = parser.parse_args()
     cuda_config = args.device.startswith("cuda")
     batch = args.batch or (64 if cuda_config else 32)
     steps = args.steps or (20 if cuda_config else 5)
     if not args.single:
-        print(f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()} "
-              f"config={'paper C=16 8 cells 32x32' if cuda_config else 'small C=8 5 cells 16x16'} batch={batch}")
+        print(
+            f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()} "
+            f"config={'paper C=16 8 cells 32x32' if cuda_config else 'small C=8 5 cells 16x16'} batch={batch}"
+        )
         print(f"{'case':<18} {'img/s':>9} {'s/step':>9} {'peak MiB':>10}")
     cases = {name: (method, overrides) for name, method, overrides in _cases()}
     if args.single:
@@ -94,11 +117,25 @@ def main() -> None:
     for name in cases:
         if args.only and args.only not in name:
             continue
-        cmd = [sys.executable, __file__, "--single", name, "--device", args.device, "--batch", str(batch),
-               "--steps", str(steps), "--warmup", str(args.warmup)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--single",
+            name,
+            "--device",
+            args.device,
+            "--batch",
+            str(batch),
+            "--steps",
+            str(steps),
+            "--warmup",
+            str(args.warmup),
+        ]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         row = Row(**json.loads(out.strip().splitlines()[-1]))
-        print(f"{name:<18} {row.images_per_second:>9.1f} {row.seconds_per_step:>9.3f} {row.peak_memory_mb:>10.1f}")
+        print(
+            f"{name:<18} {row.images_per_second:>9.1f} {row.seconds_per_step:>9.3f} {row.peak_memory_mb:>10.1f}"
+        )
 
 
 if __name__ == "__main__":

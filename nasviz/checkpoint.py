@@ -20,11 +20,15 @@ def save(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, *, kind: str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load(
+    path: str | Path, *, kind: str, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Read a checkpoint written by `save`; a missing, corrupt or foreign file gets a clear error."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; nothing to resume (run without --resume first)")
+        raise FileNotFoundError(
+            f"no checkpoint at {path}; nothing to resume (run without --resume first)"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:  # torch raises many types for truncated/garbled files
@@ -40,7 +44,11 @@ def load(path: str | Path, *, kind: str, map_location: str | torch.device = "cpu
 
 def rng_state() -> dict[str, Any]:
     """Python, NumPy, torch CPU and CUDA random states."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state

@@ -1,9 +1,9 @@
 """The `nasviz` command: search, retrain, info, plot.
 
-    nasviz search pc-darts --dataset digits --preset quick --out runs/pc-darts
-    nasviz retrain --genotype runs/pc-darts/genotype.json --dataset digits --preset quick --out runs/retrain
-    nasviz info --genotype pc_darts
-    nasviz plot runs/pc-darts
+nasviz search pc-darts --dataset digits --preset quick --out runs/pc-darts
+nasviz retrain --genotype runs/pc-darts/genotype.json --dataset digits --preset quick --out runs/retrain
+nasviz info --genotype pc_darts
+nasviz plot runs/pc-darts
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", default="quick", choices=PRESETS)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--k", type=int, help="PC-DARTS partial channels: 1/K of the channels pass the mixed op")
+    p.add_argument(
+        "--k", type=int, help="PC-DARTS partial channels: 1/K of the channels pass the mixed op"
+    )
     p.add_argument("--no-edge-normalization", action="store_true", help="PC-DARTS without betas")
     p.add_argument("--order", type=int, help="DARTS: 1 = first order, 2 = second order")
     p.add_argument("--seed", type=int)
@@ -33,21 +35,29 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-steps-per-epoch", type=int)
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 ...")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--download", action="store_true", help="download CIFAR-10 into --data-root if missing")
+    p.add_argument(
+        "--download", action="store_true", help="download CIFAR-10 into --data-root if missing"
+    )
     # SNAS
     p.add_argument("--temperature", type=float, nargs=2, metavar=("START", "END"))
     p.add_argument("--temperature-schedule", choices=("linear", "exponential"))
     p.add_argument("--constraint", choices=("none", "mild", "moderate", "aggressive"))
     p.add_argument("--resource-lambda", type=float)
     p.add_argument("--penalty-form", choices=("log", "linear"))
-    p.add_argument("--out", required=True, help="run directory (history.json, genotype.json, checkpoint.pt)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument(
+        "--out", required=True, help="run directory (history.json, genotype.json, checkpoint.pt)"
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its checkpoint"
+    )
     p.add_argument("--no-progress", action="store_true")
 
 
 def _retrain_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("retrain", help="train a genotype's evaluation network from scratch")
-    p.add_argument("--genotype", required=True, help="a built-in name (nasviz info --list) or a genotype.json")
+    p.add_argument(
+        "--genotype", required=True, help="a built-in name (nasviz info --list) or a genotype.json"
+    )
     p.add_argument("--dataset", default=None)
     p.add_argument("--preset", default="quick", choices=("paper", "quick", "smoke"))
     p.add_argument("--epochs", type=int)
@@ -104,7 +114,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         search = create_search(preset(args.method, args.preset, **given), args.out)
     cfg = search.config
-    print(f"{cfg.method} search on {cfg.dataset} ({args.preset} preset) on {search.device}, out: {args.out}")
+    print(
+        f"{cfg.method} search on {cfg.dataset} ({args.preset} preset) on {search.device}, out: {args.out}"
+    )
     if search.epoch:
         print(f"resuming after epoch {search.epoch} of {cfg.epochs}")
     result = search.run(progress=not args.no_progress)
@@ -117,9 +129,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         m = last["metrics"]
         print(f"supernet validation accuracy: {m['val_acc']:.4f} (train {m['train_acc']:.4f})")
         total = sum(r["metrics"].get("seconds", 0) for r in result.history.epochs())
-        print(f"search time: {total:.1f} s ({total / max(1, len(result.history.epochs()) - 1):.1f} s/epoch)")
+        print(
+            f"search time: {total:.1f} s ({total / max(1, len(result.history.epochs()) - 1):.1f} s/epoch)"
+        )
     params = count_parameters(NetworkCIFAR(36, 10, 20, True, g))
-    print(f"parameters at the CIFAR-10 eval config (C=36, 20 cells): {params:,} ({params / 1e6:.2f}M)")
+    print(
+        f"parameters at the CIFAR-10 eval config (C=36, 20 cells): {params:,} ({params / 1e6:.2f}M)"
+    )
     print(f"wrote {Path(args.out) / 'history.json'}, genotype.json, checkpoint.pt")
     return 0
 
@@ -150,7 +166,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         return 0
     g = genotypes.resolve(args.genotype)
     model = NetworkCIFAR(args.C, 10, args.layers, True, g)
-    print(f"genotype {args.genotype} at the CIFAR-10 eval config (C={args.C}, {args.layers} cells, 10 classes)")
+    print(
+        f"genotype {args.genotype} at the CIFAR-10 eval config (C={args.C}, {args.layers} cells, 10 classes)"
+    )
     print(cost_report(model, (1, 3, 32, 32)))
     return 0
 
@@ -167,14 +185,18 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `nasviz` command; user errors print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
-    handler = {"search": cmd_search, "retrain": cmd_retrain, "info": cmd_info, "plot": cmd_plot}[args.command]
+    handler = {"search": cmd_search, "retrain": cmd_retrain, "info": cmd_info, "plot": cmd_plot}[
+        args.command
+    ]
     try:
         return handler(args)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"nasviz {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with the same command plus --resume (out: {getattr(args, 'out', '')})")
+        print(
+            f"\ninterrupted; continue with the same command plus --resume (out: {getattr(args, 'out', '')})"
+        )
         return 130
 
 

@@ -53,7 +53,9 @@ class Genotype:
 
     def __post_init__(self) -> None:
         for name in ("normal", "reduce"):
-            object.__setattr__(self, name, tuple((str(op), int(i)) for op, i in getattr(self, name)))
+            object.__setattr__(
+                self, name, tuple((str(op), int(i)) for op, i in getattr(self, name))
+            )
         for name in ("normal_concat", "reduce_concat"):
             object.__setattr__(self, name, tuple(int(i) for i in getattr(self, name)))
 

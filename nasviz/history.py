@@ -39,7 +39,9 @@ class SearchHistory:
     method: str
     config: dict[str, Any] = field(default_factory=dict)
     ops: list[str] = field(default_factory=list)
-    edges: list[tuple[int, int]] = field(default_factory=list)  # (input state, node state) per alpha row
+    edges: list[tuple[int, int]] = field(
+        default_factory=list
+    )  # (input state, node state) per alpha row
     records: list[Record] = field(default_factory=list)
     _callbacks: list[Callback] = field(default_factory=list, repr=False, compare=False)
 
@@ -131,15 +133,21 @@ class SearchHistory:
         """(epochs [T], op probabilities [T, edges, ops]) for one cell type."""
         rows = [r for r in self.select(kind) if cell in r.get("alphas", {})]
         if not rows:
-            raise ValueError(f"history has no alphas for cell {cell!r} (cells: {self.cell_types()})")
-        return np.array([_x(r) for r in rows], float), np.array([r["alphas"][cell] for r in rows], float)
+            raise ValueError(
+                f"history has no alphas for cell {cell!r} (cells: {self.cell_types()})"
+            )
+        return np.array([_x(r) for r in rows], float), np.array(
+            [r["alphas"][cell] for r in rows], float
+        )
 
     def beta_series(self, cell: str, kind: str = "epoch") -> tuple[np.ndarray, np.ndarray]:
         """(epochs [T], normalized edge weights [T, edges]) for one cell type."""
         rows = [r for r in self.select(kind) if cell in (r.get("betas") or {})]
         if not rows:
             raise ValueError(f"history has no betas for cell {cell!r} (only PC-DARTS records them)")
-        return np.array([_x(r) for r in rows], float), np.array([r["betas"][cell] for r in rows], float)
+        return np.array([_x(r) for r in rows], float), np.array(
+            [r["betas"][cell] for r in rows], float
+        )
 
     def has_betas(self) -> bool:
         """True if any record carries betas."""
@@ -147,7 +155,11 @@ class SearchHistory:
 
     def genotypes(self) -> list[tuple[int, Genotype]]:
         """(epoch, genotype) for every epoch record that carries one."""
-        return [(r["epoch"], Genotype.from_dict(r["genotype"])) for r in self.epochs() if "genotype" in r]
+        return [
+            (r["epoch"], Genotype.from_dict(r["genotype"]))
+            for r in self.epochs()
+            if "genotype" in r
+        ]
 
     def final_genotype(self) -> Genotype | None:
         """The last derived genotype, if any."""

@@ -31,7 +31,13 @@ class Cell(nn.Module):
     """
 
     def __init__(
-        self, genotype: Genotype, C_prev_prev: int, C_prev: int, C: int, reduction: bool, reduction_prev: bool
+        self,
+        genotype: Genotype,
+        C_prev_prev: int,
+        C_prev: int,
+        C: int,
+        reduction: bool,
+        reduction_prev: bool,
     ):
         super().__init__()
         self.reduction = reduction
@@ -125,7 +131,13 @@ class _Network(nn.Module):
     drop_path_prob: float = 0.0
 
     def _build_cells(
-        self, genotype: Genotype, C: int, layers: int, C_stem: int, reduction_prev: bool, num_classes: int
+        self,
+        genotype: Genotype,
+        C: int,
+        layers: int,
+        C_stem: int,
+        reduction_prev: bool,
+        num_classes: int,
     ) -> int:
         C_prev_prev, C_prev, C_curr = C_stem, C_stem, C
         self.cells = nn.ModuleList()
@@ -144,7 +156,9 @@ class _Network(nn.Module):
         self.classifier = nn.Linear(C_prev, num_classes)
         return aux_channels
 
-    def _run_cells(self, s0: torch.Tensor, s1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _run_cells(
+        self, s0: torch.Tensor, s1: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         logits_aux = None
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
@@ -179,7 +193,9 @@ class NetworkCIFAR(_Network):
         genotype = resolve(genotype)
         self.genotype = genotype
         C_stem = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem))
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, C_stem, 3, padding=1, bias=False), nn.BatchNorm2d(C_stem)
+        )
         aux_c = self._build_cells(genotype, C, layers, C_stem, False, num_classes)
         self.auxiliary_head = AuxiliaryHeadCIFAR(aux_c, num_classes) if auxiliary else None
 
@@ -192,7 +208,13 @@ class NetworkImageNet(_Network):
     """ImageNet mobile-setting network: two stride-2 stems (224 px -> 28 px), then cells."""
 
     def __init__(
-        self, C: int, num_classes: int, layers: int, auxiliary: bool, genotype: Genotype | str, in_channels: int = 3
+        self,
+        C: int,
+        num_classes: int,
+        layers: int,
+        auxiliary: bool,
+        genotype: Genotype | str,
+        in_channels: int = 3,
     ):
         super().__init__()
         genotype = resolve(genotype)
@@ -205,7 +227,9 @@ class NetworkImageNet(_Network):
             nn.BatchNorm2d(C),
         )
         self.stem1 = nn.Sequential(
-            nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C)
+            nn.ReLU(inplace=True),
+            nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(C),
         )
         aux_c = self._build_cells(genotype, C, layers, C, True, num_classes)
         self.auxiliary_head = AuxiliaryHeadImageNet(aux_c, num_classes) if auxiliary else None

@@ -20,7 +20,9 @@ def count_parameters(model: nn.Module, *, include_auxiliary: bool = False) -> in
     )
 
 
-def count_flops(model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu") -> int:
+def count_flops(
+    model: nn.Module, input_shape: tuple[int, ...], device: str | torch.device = "cpu"
+) -> int:
     """FLOPs of one forward pass in eval mode (torch.utils.flop_counter; a multiply-add = 2 FLOPs)."""
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -37,19 +37,27 @@ def test_params_are_the_real_modules(table):
     assert params[0, OPS.index("sep_conv_3x3")].item() == 2 * (9 * 4 + 4 * 4)
     for name in ("none", "skip_connect", "max_pool_3x3", "avg_pool_3x3"):
         assert (params[:, OPS.index(name)] == 0).all(), name
-    # reduction cells: stride-2 skip is a FactorizedReduce with two 1x1 convs; mean over cells of C=8, 16
+    # reduction cells: stride-2 skip = FactorizedReduce (two 1x1 convs); mean over C=8 and C=16
     reduce_skip = table.cost("params", "reduce")[0, OPS.index("skip_connect")].item()
     assert reduce_skip == (2 * 8 * 4 + 2 * 16 * 8) / 2
 
 
 def test_flops_and_memory_order(table):
     flops, mac = table.cost("flops", "normal"), table.cost("mac", "normal")
-    conv = min(flops[0, OPS.index(n)] for n in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"))
+    conv = min(
+        flops[0, OPS.index(n)]
+        for n in ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+    )
     pool = flops[0, OPS.index("max_pool_3x3")]
     assert conv > pool > flops[0, OPS.index("skip_connect")] == 0
     assert flops[0, OPS.index("avg_pool_3x3")] == pool == 9 * 4 * 8 * 8  # k*k per output element
     assert mac[0, OPS.index("none")] == mac[0, OPS.index("skip_connect")] == 0
-    assert mac[0, OPS.index("sep_conv_5x5")] > mac[0, OPS.index("sep_conv_3x3")] > mac[0, OPS.index("max_pool_3x3")] > 0
+    assert (
+        mac[0, OPS.index("sep_conv_5x5")]
+        > mac[0, OPS.index("sep_conv_3x3")]
+        > mac[0, OPS.index("max_pool_3x3")]
+        > 0
+    )
     # one conv: FLOPs = 2 * MACs of FlopCounterMode; MAC = input + output + weights
     conv1x1 = torch.nn.Conv2d(4, 6, 1, bias=False)
     assert op_cost(conv1x1, (1, 4, 5, 5)) == (24, 2 * 24 * 25, 4 * 25 + 6 * 25 + 24)
@@ -59,7 +67,9 @@ def test_expected_cost_is_linear_in_z(table):
     one_hot = torch.zeros(14, 8)
     one_hot[:, OPS.index("sep_conv_3x3")] = 1
     c = table.costs["normal"]
-    torch.testing.assert_close(expected_cost(c, one_hot), c[:, :, OPS.index("sep_conv_3x3")].sum(-1))
+    torch.testing.assert_close(
+        expected_cost(c, one_hot), c[:, :, OPS.index("sep_conv_3x3")].sum(-1)
+    )
     none = torch.zeros(14, 8)
     none[:, 0] = 1
     assert (expected_cost(c, none) == 0).all()
@@ -70,12 +80,16 @@ def test_expected_cost_is_linear_in_z(table):
 @pytest.mark.parametrize("form", ["log", "linear"])
 def test_penalty_gradient_lowers_expected_cost(table, form):
     gen = torch.Generator().manual_seed(0)
-    log_alpha = {c: torch.nn.Parameter(1.0 + 0.01 * torch.randn(14, 8, generator=gen)) for c in table.costs}
+    log_alpha = {
+        c: torch.nn.Parameter(1.0 + 0.01 * torch.randn(14, 8, generator=gen)) for c in table.costs
+    }
     opt = torch.optim.SGD(log_alpha.values(), lr=20.0)
 
     def mean_cost() -> torch.Tensor:  # expected cost under p = softmax(log_alpha)
         with torch.no_grad():
-            return torch.stack([expected_cost(table.costs[c], a.softmax(-1)) for c, a in log_alpha.items()]).mean(0)
+            return torch.stack(
+                [expected_cost(table.costs[c], a.softmax(-1)) for c, a in log_alpha.items()]
+            ).mean(0)
 
     before = mean_cost()
     for _ in range(10):

@@ -28,7 +28,9 @@ def test_darts_rule_picks_two_strongest_non_none_edges():
 
 
 def test_betas_change_which_edges_win():
-    alpha = np.log(_probs([("sep_conv_3x3", 0.5), ("sep_conv_5x5", 0.4)] + [("skip_connect", 0.3)] * 12))
+    alpha = np.log(
+        _probs([("sep_conv_3x3", 0.5), ("sep_conv_5x5", 0.4)] + [("skip_connect", 0.3)] * 12)
+    )
     # node 1 (edges 2,3,4): without betas edges 2 and 3 tie with 4; make edge 4 weaker by alpha
     alpha[4] = np.log(_probs([("max_pool_3x3", 0.2)] * 14)[0])
     g_plain = derive_darts(alpha, alpha)

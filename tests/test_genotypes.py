@@ -7,9 +7,20 @@ from nasviz import genotypes as G
 
 def test_all_published_genotypes_load_by_name():
     names = G.names()
-    for required in ["DARTS_V1", "DARTS_V2", "PC_DARTS_cifar", "PC_DARTS_image", "NASNet", "AmoebaNet",
-                     "SNAS_mild", "SNAS_moderate", "SNAS_aggressive", "SNAS_mild_edge_all",
-                     "SNAS_moderate_edge_all", "SNAS_aggressive_edge_all"]:
+    for required in [
+        "DARTS_V1",
+        "DARTS_V2",
+        "PC_DARTS_cifar",
+        "PC_DARTS_image",
+        "NASNet",
+        "AmoebaNet",
+        "SNAS_mild",
+        "SNAS_moderate",
+        "SNAS_aggressive",
+        "SNAS_mild_edge_all",
+        "SNAS_moderate_edge_all",
+        "SNAS_aggressive_edge_all",
+    ]:
         assert required in names
     for name in names:
         g = G.get(name)
@@ -53,14 +64,32 @@ def _darts_dict():
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda d: d["normal"].__setitem__(0, ["sep_conv_9x9", 0]), r"normal cell, node 0: unknown op 'sep_conv_9x9'"),
-        (lambda d: d["reduce"].__setitem__(2, ["skip_connect", 3]), r"reduce cell, node 1: input 3 out of range"),
-        (lambda d: d["normal"].__setitem__(7, ["skip_connect", -1]), r"normal cell, node 3: input -1"),
-        (lambda d: d.__setitem__("normal_concat", [2, 3, 9]), r"normal_concat: state 9 does not exist"),
+        (
+            lambda d: d["normal"].__setitem__(0, ["sep_conv_9x9", 0]),
+            r"normal cell, node 0: unknown op 'sep_conv_9x9'",
+        ),
+        (
+            lambda d: d["reduce"].__setitem__(2, ["skip_connect", 3]),
+            r"reduce cell, node 1: input 3 out of range",
+        ),
+        (
+            lambda d: d["normal"].__setitem__(7, ["skip_connect", -1]),
+            r"normal cell, node 3: input -1",
+        ),
+        (
+            lambda d: d.__setitem__("normal_concat", [2, 3, 9]),
+            r"normal_concat: state 9 does not exist",
+        ),
         (lambda d: d.__setitem__("reduce_concat", []), r"reduce_concat is empty"),
         (lambda d: d.pop("reduce"), r"missing the key\(s\) \['reduce'\]"),
-        (lambda d: d["normal"].__setitem__(1, ["sep_conv_3x3"]), r"normal\[1\].*not an \[op, input\] pair"),
-        (lambda d: d["normal"].__setitem__(1, ["sep_conv_3x3", "1"]), r"input '1' is not an integer"),
+        (
+            lambda d: d["normal"].__setitem__(1, ["sep_conv_3x3"]),
+            r"normal\[1\].*not an \[op, input\] pair",
+        ),
+        (
+            lambda d: d["normal"].__setitem__(1, ["sep_conv_3x3", "1"]),
+            r"input '1' is not an integer",
+        ),
         (lambda d: d["normal"].pop(), r"2 edges per node"),
     ],
 )

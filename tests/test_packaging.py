@@ -15,7 +15,10 @@ def _readme_commands() -> list[str]:
 
 def test_readme_opens_with_the_two_commands():
     main, tests = _readme_commands()[:2]
-    assert "pip install -e ." in main and "nasviz search pc-darts --dataset digits --preset quick" in main
+    assert (
+        "pip install -e ." in main
+        and "nasviz search pc-darts --dataset digits --preset quick" in main
+    )
     assert 'pip install -e ".[test]"' in tests and "pytest" in tests
 
 
@@ -39,7 +42,9 @@ def _pyproject_deps() -> set[str]:
 def test_environment_yml_mirrors_pyproject():
     text = (ROOT / "environment.yml").read_text()
     pip_section = text.split("- pip:", 1)[1]
-    pip_deps = set(re.findall(r"^\s+- ([A-Za-z][\w.-]*[<>=!~][^\s#]*)\s*$", pip_section, flags=re.M))
+    pip_deps = set(
+        re.findall(r"^\s+- ([A-Za-z][\w.-]*[<>=!~][^\s#]*)\s*$", pip_section, flags=re.M)
+    )
     assert pip_deps == _pyproject_deps()
     assert re.search(r"^\s+- graphviz\s", text, flags=re.M)  # the dot binary from conda-forge
     assert "conda-forge" in text

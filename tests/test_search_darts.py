@@ -44,13 +44,13 @@ def test_second_order_gradient_matches_finite_differences(digits_like):
     y_t, y_v = (torch.randint(0, 10, (8,), generator=gen) for _ in range(2))
     analytic = search.unrolled_arch_grad(x_t, y_t, x_v, y_v)[0]  # d/d alpha_normal
 
-    names, params = zip(*search.model.named_weight_parameters())
+    names, params = zip(*search.model.named_weight_parameters(), strict=False)
     xi, wd = search.w_optimizer.param_groups[0]["lr"], search.config.weight_decay
 
     def objective() -> float:
-        weights = dict(zip(names, params))
+        weights = dict(zip(names, params, strict=False))
         grads = torch.autograd.grad(search._loss_at(weights, x_t, y_t), params)
-        virtual = {n: (p - xi * (g + wd * p)).detach() for n, p, g in zip(names, params, grads)}
+        virtual = {n: (p - xi * (g + wd * p)).detach() for n, p, g in zip(names, params, grads, strict=False)}
         return search._loss_at(virtual, x_v, y_v).item()
 
     alpha = search.model.alpha_normal
@@ -97,7 +97,9 @@ class _Stop(Exception):
     pass
 
 
-@pytest.mark.parametrize("method, extra", [("darts", dict(order=2)), ("pc-darts", dict(k=2, warmup_epochs=1))])
+@pytest.mark.parametrize(
+    "method, extra", [("darts", dict(order=2)), ("pc-darts", dict(k=2, warmup_epochs=1))]
+)
 def test_resume_equals_uninterrupted_run(tmp_path, method, extra):
     cfg = _tiny(method, epochs=3, **extra)
     straight = run_search(cfg, tmp_path / "a", progress=False)
@@ -114,9 +116,18 @@ def test_resume_equals_uninterrupted_run(tmp_path, method, extra):
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
-    strip = lambda recs: [{**r, "metrics": {k: v for k, v in r["metrics"].items()  # noqa: E731
-                           if k not in ("seconds", "eval_seconds", "images_per_second", "peak_memory_mb")}}
-                          for r in recs]
+    def strip(recs):
+        return [
+            {
+                **r,
+                "metrics": {
+                    k: v
+                    for k, v in r["metrics"].items()  # noqa: E731
+                    if k not in ("seconds", "eval_seconds", "images_per_second", "peak_memory_mb")
+                },
+            }
+            for r in recs
+        ]
     assert strip(resumed.history.records) == strip(straight.history.records)
 
 
@@ -149,8 +160,11 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
 def test_bad_options(kwargs, message, digits_like):
     method = kwargs.pop("method", "darts")
     with pytest.raises(ValueError, match=message):
-        DartsSearch(_tiny(method, **kwargs), train_data=digits_like[0]) if method == "darts" else \
-            create_search(_tiny(method, **kwargs), None, train_data=digits_like[0])
+        DartsSearch(
+            _tiny(method, **kwargs), train_data=digits_like[0]
+        ) if method == "darts" else create_search(
+            _tiny(method, **kwargs), None, train_data=digits_like[0]
+        )
 
 
 def test_bad_preset_and_method():
@@ -162,15 +176,32 @@ def test_bad_preset_and_method():
 
 def test_paper_presets_follow_the_papers():
     d = preset("darts", "paper")
-    assert (d.epochs, d.batch_size, d.lr, d.lr_min, d.arch_lr, d.arch_weight_decay, d.C, d.layers) == (
-        50, 64, 0.025, 0.001, 3e-4, 1e-3, 16, 8)
+    assert (
+        d.epochs,
+        d.batch_size,
+        d.lr,
+        d.lr_min,
+        d.arch_lr,
+        d.arch_weight_decay,
+        d.C,
+        d.layers,
+    ) == (50, 64, 0.025, 0.001, 3e-4, 1e-3, 16, 8)
     p = preset("pc-darts", "paper")
-    assert (p.epochs, p.batch_size, p.k, p.lr, p.arch_lr, p.warmup_epochs, p.edge_normalization) == (
-        50, 256, 4, 0.1, 6e-4, 15, True)
+    assert (
+        p.epochs,
+        p.batch_size,
+        p.k,
+        p.lr,
+        p.arch_lr,
+        p.warmup_epochs,
+        p.edge_normalization,
+    ) == (50, 256, 4, 0.1, 6e-4, 15, True)
 
 
 def test_step_records_when_asked(digits_like):
-    s = create_search(_tiny(log_every=1, epochs=1), None, train_data=digits_like[0], val_data=digits_like[1])
+    s = create_search(
+        _tiny(log_every=1, epochs=1), None, train_data=digits_like[0], val_data=digits_like[1]
+    )
     h = s.run(progress=False).history
     steps = [r for r in h.records if r["kind"] == "step"]
     assert len(steps) == 2 and "alphas" in steps[0]

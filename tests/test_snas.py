@@ -84,7 +84,10 @@ def test_temperature_schedules():
     [
         (dict(temperature_start=0.0), "temperature_start must be > 0.*0.0"),
         (dict(temperature_end=-0.1), "temperature_end must be > 0.*-0.1"),
-        (dict(temperature_start=0.5, temperature_end=1.0), r"temperature_end \(1.0\) must not exceed"),
+        (
+            dict(temperature_start=0.5, temperature_end=1.0),
+            r"temperature_end \(1.0\) must not exceed",
+        ),
         (dict(temperature_schedule="cosine"), "'cosine'.*linear, exponential"),
         (dict(constraint="extreme"), "'extreme'.*none, mild, moderate, aggressive"),
         (dict(penalty_form="sqrt"), "'sqrt'.*log, linear"),
@@ -127,14 +130,23 @@ def test_tiny_search_records_series_and_resumes_exactly(tmp_path, data):
     last = straight.history.last()
     extra = last["extra"]
     assert extra["temperature"] == pytest.approx(0.03)
-    for key in ("penalty", "entropy_normal", "entropy_reduce", "params_normal", "flops_reduce", "mac_normal"):
+    for key in (
+        "penalty",
+        "entropy_normal",
+        "entropy_reduce",
+        "params_normal",
+        "flops_reduce",
+        "mac_normal",
+    ):
         assert key in extra and extra[key] >= 0
     assert straight.history.epochs()[0]["extra"]["temperature"] == 1.0
     assert straight.genotype.edge_all
     saved = json.loads((tmp_path / "a" / "genotype.json").read_text())
     assert saved["edge_all"] is True and len(saved["normal"]) == 14
 
-    def stop_in_second_epoch(history, record):  # raised before epoch 2 is saved: resume from epoch 1
+    def stop_in_second_epoch(
+        history, record
+    ):  # raised before epoch 2 is saved: resume from epoch 1
         if record["kind"] == "epoch" and record["epoch"] == 2:
             raise _Stop
 
@@ -147,8 +159,13 @@ def test_tiny_search_records_series_and_resumes_exactly(tmp_path, data):
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
     timing = ("seconds", "eval_seconds", "images_per_second", "peak_memory_mb")
-    strip = lambda recs: [{**r, "metrics": {k: v for k, v in r["metrics"].items() if k not in timing}}  # noqa: E731
-                          for r in recs]  # fmt: skip
+
+    def strip(recs):
+        return [
+            {**r, "metrics": {k: v for k, v in r["metrics"].items() if k not in timing}}
+            for r in recs
+        ]
+
     assert strip(resumed.history.records) == strip(straight.history.records)
 
 
@@ -158,7 +175,9 @@ def test_single_level_step_updates_weights_and_log_alpha_on_one_batch(data):
     w_before = s.model.classifier.weight.detach().clone()
     x, y = s.train_loader.next()
     s.train_step(x, y)
-    assert not torch.equal(before, s.model.alpha_normal) and not torch.equal(w_before, s.model.classifier.weight)
+    assert not torch.equal(before, s.model.alpha_normal) and not torch.equal(
+        w_before, s.model.classifier.weight
+    )
     assert s.val_loader.epoch == 0  # no architecture batches: single level
 
 
@@ -171,5 +190,8 @@ def test_cli_snas_search(tmp_path, capsys):
     g = json.loads((out / "genotype.json").read_text())
     assert g["edge_all"] is True and len(g["normal"]) == 14
     history = json.loads((out / "history.json").read_text())
-    assert history["config"]["constraint"] == "moderate" and "penalty" in history["records"][-1]["extra"]
+    assert (
+        history["config"]["constraint"] == "moderate"
+        and "penalty" in history["records"][-1]["extra"]
+    )
     assert "derived genotype" in capsys.readouterr().out

@@ -71,7 +71,7 @@ def test_bad_k_lists_valid_k():
 def test_edge_normalization_sums_to_one_per_node():
     w = normalize_edges(torch.randn(14), 4)
     starts = [0, 2, 5, 9, 14]
-    for a, b in zip(starts, starts[1:]):
+    for a, b in zip(starts, starts[1:], strict=False):
         assert torch.isclose(w[a:b].sum(), torch.tensor(1.0))
 
 

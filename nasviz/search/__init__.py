@@ -86,7 +86,9 @@ def run_search(
     **kw: Any,
 ) -> SearchResult:
     """Create (or resume) and run a search to completion."""
-    return create_search(config, out, resume=resume, **kw).run(progress=progress, callbacks=callbacks)
+    return create_search(config, out, resume=resume, **kw).run(
+        progress=progress, callbacks=callbacks
+    )
 
 
 __all__ = [

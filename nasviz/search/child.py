@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from nasviz.search.engine import Search
 
 
-def one_hot_weights(genotype: Genotype, primitives: tuple[str, ...] | list[str], steps: int) -> dict[str, torch.Tensor]:
-    """Per cell type, the [edges, ops] 0/1 mask of a genotype's edges (none and absent edges = 0)."""
+def one_hot_weights(
+    genotype: Genotype, primitives: tuple[str, ...] | list[str], steps: int
+) -> dict[str, torch.Tensor]:
+    """Per cell type, the [edges, ops] 0/1 mask of a genotype's edges (none, absent edges: 0)."""
     ops = list(primitives)
     out = {}
     for cell in ("normal", "reduce"):
@@ -49,7 +51,9 @@ def one_hot_weights(genotype: Genotype, primitives: tuple[str, ...] | list[str],
 
 
 @contextlib.contextmanager
-def fixed_op_weights(model: SearchNetwork, weights: dict[str, torch.Tensor]) -> Iterator[SearchNetwork]:
+def fixed_op_weights(
+    model: SearchNetwork, weights: dict[str, torch.Tensor]
+) -> Iterator[SearchNetwork]:
     """Within the block the supernet mixes its edges with ``weights`` per cell type, edge weights 1.
 
     Shadows ``model.mixing.op_weights`` and ``model.betas`` with instance attributes and removes
@@ -69,7 +73,7 @@ def fixed_op_weights(model: SearchNetwork, weights: dict[str, torch.Tensor]) -> 
 
 
 def child_accuracy(search: Search, genotype: Genotype | None = None) -> dict[str, float]:
-    """{"supernet_acc", "child_acc", "drop"} on the search's validation data (drop = supernet - child).
+    """{"supernet_acc", "child_acc", "drop"} on the search's validation data (drop: the difference).
 
     The child is ``genotype`` (default: ``search.derive()``) in the supernet's weights, eval-mode
     BN. The global RNG is restored afterwards, so calling this never changes a later resumed run.
@@ -96,7 +100,10 @@ def plot_child_vs_supernet(results: dict[str, dict[str, Any]]) -> Figure:
     ax = fig.subplots()
     x = range(len(names))
     width = 0.38
-    for shift, key, label in ((-width / 2, "supernet_acc", "supernet"), (width / 2, "child_acc", "child")):
+    for shift, key, label in (
+        (-width / 2, "supernet_acc", "supernet"),
+        (width / 2, "child_acc", "child"),
+    ):
         values = [results[n][key] for n in names]
         bars = ax.bar([i + shift for i in x], values, width, label=label)
         ax.bar_label(bars, labels=[f"{v:.2f}" for v in values], fontsize=8)

@@ -56,7 +56,7 @@ class SearchConfig:
     temperature_start: float = 1.0
     temperature_end: float = 0.03
     temperature_schedule: str = "linear"
-    constraint: str = "none"  # none | mild | moderate | aggressive: sets resource_lambda (CONSTRAINTS)
+    constraint: str = "none"  # none | mild | moderate | aggressive: sets resource_lambda
     resource_lambda: float | None = None  # explicit strength; None = the constraint's value
     penalty_form: str = "log"
     # bookkeeping
@@ -73,9 +73,13 @@ class SearchConfig:
     def validate(self) -> None:
         """Raise ValueError naming any bad value and what is allowed."""
         if self.method not in METHODS:
-            raise ValueError(f"unknown search method {self.method!r}; methods: {', '.join(METHODS)}")
+            raise ValueError(
+                f"unknown search method {self.method!r}; methods: {', '.join(METHODS)}"
+            )
         if self.order not in (1, 2):
-            raise ValueError(f"order must be 1 (first-order) or 2 (second-order), got {self.order!r}")
+            raise ValueError(
+                f"order must be 1 (first-order) or 2 (second-order), got {self.order!r}"
+            )
         if self.method == "pc-darts" and self.order != 1:
             raise ValueError("PC-DARTS searches with first-order DARTS (order=1)")
         for name in ("epochs", "batch_size", "C", "layers", "steps", "k"):
@@ -87,7 +91,9 @@ class SearchConfig:
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError(f"max_steps_per_epoch must be >= 1 or None, got {self.max_steps_per_epoch}")
+            raise ValueError(
+                f"max_steps_per_epoch must be >= 1 or None, got {self.max_steps_per_epoch}"
+            )
         self._validate_snas()
 
     def _validate_snas(self) -> None:
@@ -96,22 +102,28 @@ class SearchConfig:
             if not t > 0:
                 raise ValueError(f"{name} must be > 0 (Gumbel-softmax temperature), got {t!r}")
         if t1 > t0:
-            raise ValueError(f"temperature_end ({t1}) must not exceed temperature_start ({t0}): SNAS anneals down")
+            raise ValueError(
+                f"temperature_end ({t1}) must not exceed temperature_start ({t0}) (SNAS anneals)"
+            )
         if self.temperature_schedule not in TEMPERATURE_SCHEDULES:
             raise ValueError(
                 f"unknown temperature_schedule {self.temperature_schedule!r}; "
                 f"allowed: {', '.join(TEMPERATURE_SCHEDULES)}"
             )
         if self.constraint not in CONSTRAINTS:
-            raise ValueError(f"unknown constraint {self.constraint!r}; allowed: {', '.join(CONSTRAINTS)}")
+            allowed = ", ".join(CONSTRAINTS)
+            raise ValueError(f"unknown constraint {self.constraint!r}; allowed: {allowed}")
         if self.resource_lambda is not None and not self.resource_lambda >= 0:
-            raise ValueError(f"resource_lambda must be >= 0 (or None for the constraint's), got {self.resource_lambda!r}")
+            raise ValueError(f"resource_lambda must be >= 0 or None, got {self.resource_lambda!r}")
         if self.penalty_form not in PENALTY_FORMS:
-            raise ValueError(f"unknown penalty_form {self.penalty_form!r}; allowed: {', '.join(PENALTY_FORMS)}")
+            allowed = ", ".join(PENALTY_FORMS)
+            raise ValueError(f"unknown penalty_form {self.penalty_form!r}; allowed: {allowed}")
 
     def effective_resource_lambda(self) -> float:
-        """SNAS resource-penalty strength: ``resource_lambda`` if given, else the constraint's preset."""
-        return CONSTRAINTS[self.constraint] if self.resource_lambda is None else float(self.resource_lambda)
+        """SNAS penalty strength: ``resource_lambda`` if given, else the constraint's preset."""
+        if self.resource_lambda is None:
+            return CONSTRAINTS[self.constraint]
+        return float(self.resource_lambda)
 
     def replace(self, **changes: Any) -> SearchConfig:
         """A copy with some fields changed (None values are ignored, for CLI flags)."""
@@ -139,10 +151,18 @@ class SearchConfig:
 _PAPER: dict[str, dict[str, Any]] = {
     "darts": dict(epochs=50, batch_size=64, lr=0.025, lr_min=0.001, arch_lr=3e-4, order=2),
     "pc-darts": dict(
-        epochs=50, batch_size=256, lr=0.1, lr_min=0.0, arch_lr=6e-4, k=4,
-        edge_normalization=True, warmup_epochs=15,
+        epochs=50,
+        batch_size=256,
+        lr=0.1,
+        lr_min=0.0,
+        arch_lr=6e-4,
+        k=4,
+        edge_normalization=True,
+        warmup_epochs=15,
     ),  # fmt: skip
-    "snas": dict(epochs=150, batch_size=64, lr=0.025, lr_min=0.001, arch_lr=3e-4, train_portion=0.5),
+    "snas": dict(
+        epochs=150, batch_size=64, lr=0.025, lr_min=0.001, arch_lr=3e-4, train_portion=0.5
+    ),
 }
 
 # Digits (8x8, 1437 train images) on 2 CPU cores: a narrower, shallower supernet, same code.
@@ -151,7 +171,9 @@ _PAPER: dict[str, dict[str, Any]] = {
 _QUICK_COMMON: dict[str, Any] = dict(dataset="digits", C=8, layers=5, batch_size=64, epochs=10)
 _QUICK: dict[str, dict[str, Any]] = {
     "darts": dict(lr=0.05, lr_min=0.001, arch_lr=2e-2),
-    "pc-darts": dict(lr=0.1, lr_min=0.0, arch_lr=3e-2, k=2, edge_normalization=True, warmup_epochs=3),
+    "pc-darts": dict(
+        lr=0.1, lr_min=0.0, arch_lr=3e-2, k=2, edge_normalization=True, warmup_epochs=3
+    ),
     "snas": dict(lr=0.05, lr_min=0.001, arch_lr=3e-3, epochs=15),
 }
 _SMOKE: dict[str, Any] = dict(epochs=2, max_steps_per_epoch=4, warmup_epochs=0)

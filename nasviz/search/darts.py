@@ -34,7 +34,9 @@ class DartsSearch(Search):
         return self.weight_step(x, y)
 
     # ------------------------------------------------------------------ architecture step
-    def arch_step(self, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor) -> None:
+    def arch_step(
+        self, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor
+    ) -> None:
         """One Adam step on the architecture parameters."""
         self.a_optimizer.zero_grad(set_to_none=True)
         if self.config.order == 1:
@@ -47,7 +49,9 @@ class DartsSearch(Search):
                 p.grad = g
         self.a_optimizer.step()
 
-    def _loss_at(self, weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _loss_at(
+        self, weights: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
         """Loss of the network with its weights replaced by ``weights`` (architecture unchanged)."""
         with self.autocast():
             logits = functional_call(self.model, weights, (x,))
@@ -95,7 +99,10 @@ class DartsSearch(Search):
         eps = 0.01 / torch.cat([v.reshape(-1) for v in vector]).norm()
         out = []
         for sign in (1.0, -1.0):
-            shifted = {n: (p + sign * eps * v).detach() for n, p, v in zip(names, params, vector, strict=True)}
+            shifted = {
+                n: (p + sign * eps * v).detach()
+                for n, p, v in zip(names, params, vector, strict=True)
+            }
             out.append(torch.autograd.grad(self._loss_at(shifted, x, y), arch))
         return [(gp - gn) / (2 * eps) for gp, gn in zip(*out, strict=True)]
 

@@ -78,7 +78,9 @@ def parse_cell(
     return gene
 
 
-def parse_cell_edge_all(weights: ArrayLike, primitives: Sequence[str] = PRIMITIVES) -> list[tuple[str, int]]:
+def parse_cell_edge_all(
+    weights: ArrayLike, primitives: Sequence[str] = PRIMITIVES
+) -> list[tuple[str, int]]:
     """SNAS rule: the argmax op (none included) on every edge."""
     w = _np(weights)
     gene, start = [], 0
@@ -103,7 +105,10 @@ def derive_darts(
     Betas are raw (pre-softmax) values; each edge's op probabilities are scaled by its normalized beta.
     """
     cells = {}
-    for cell, alpha, beta in (("normal", alpha_normal, beta_normal), ("reduce", alpha_reduce, beta_reduce)):
+    for cell, alpha, beta in (
+        ("normal", alpha_normal, beta_normal),
+        ("reduce", alpha_reduce, beta_reduce),
+    ):
         w = softmax(alpha) if from_logits else _np(alpha)
         if beta is not None:
             w = w * normalize_betas(beta)[:, None]

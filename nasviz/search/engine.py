@@ -68,13 +68,19 @@ class Search:
         self._build_data(train_data, val_data)
         self.model = self._build_model()
         self.w_optimizer = torch.optim.SGD(
-            self.model.weight_parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            self.model.weight_parameters(),
+            config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
         )
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.w_optimizer, T_max=config.epochs, eta_min=config.lr_min
         )
         self.a_optimizer = torch.optim.Adam(
-            self.model.arch_parameters(), config.arch_lr, betas=config.arch_betas, weight_decay=config.arch_weight_decay
+            self.model.arch_parameters(),
+            config.arch_lr,
+            betas=config.arch_betas,
+            weight_decay=config.arch_weight_decay,
         )
         self.history = SearchHistory(
             method=config.method, config=config.to_dict(), ops=list(self.model.primitives),
@@ -94,8 +100,12 @@ class Search:
         self.info = train_data.info
         cl = cfg.channels_last and self.device.type == "cuda"
         kw = dict(device=self.device, channels_last=cl)
-        self.train_loader = DeviceLoader(train_data, cfg.batch_size, train=True, seed=cfg.seed, **kw)
-        self.val_loader = DeviceLoader(val_data, cfg.batch_size, train=True, seed=cfg.seed + 1, **kw)
+        self.train_loader = DeviceLoader(
+            train_data, cfg.batch_size, train=True, seed=cfg.seed, **kw
+        )
+        self.val_loader = DeviceLoader(
+            val_data, cfg.batch_size, train=True, seed=cfg.seed + 1, **kw
+        )
         self.eval_loader = DeviceLoader(val_data, 2 * cfg.batch_size, train=False, **kw)
 
     def space_config(self) -> SpaceConfig:
@@ -112,7 +122,9 @@ class Search:
 
     def _build_model(self) -> SearchNetwork:
         gen = torch.Generator().manual_seed(self.config.seed)
-        model = SearchNetwork(self.space_config(), self.make_mixing(), generator=gen).to(self.device)
+        model = SearchNetwork(self.space_config(), self.make_mixing(), generator=gen).to(
+            self.device
+        )
         if self.config.channels_last and self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         return model
@@ -162,7 +174,9 @@ class Search:
         return min(n, cap) if cap else n
 
     @torch.no_grad()
-    def evaluate(self, loader: DeviceLoader | None = None, model: nn.Module | None = None) -> tuple[float, float]:
+    def evaluate(
+        self, loader: DeviceLoader | None = None, model: nn.Module | None = None
+    ) -> tuple[float, float]:
         """(loss, accuracy) of the supernet (or ``model``) on the validation split, eval-mode BN."""
         loader = loader or self.eval_loader
         model = model or self.model
@@ -238,7 +252,9 @@ class Search:
             if cfg.log_every and self.global_step % cfg.log_every == 0:
                 self._log_step(epoch + (i + 1) / spe, loss)
             if (i + 1) % 10 == 0 or i + 1 == spe:  # a host sync only when the bar shows figures
-                bar.set_postfix(loss=f"{sum_loss.item() / seen:.3f}", acc=f"{sum_correct.item() / seen:.3f}")
+                bar.set_postfix(
+                    loss=f"{sum_loss.item() / seen:.3f}", acc=f"{sum_correct.item() / seen:.3f}"
+                )
         train_seconds = time.perf_counter() - t0
         lr = self.w_optimizer.param_groups[0]["lr"]
         self.scheduler.step()

@@ -1,4 +1,4 @@
-"""SNAS: stochastic NAS with Gumbel-softmax samples, single-level training and a resource constraint.
+"""SNAS: stochastic NAS with Gumbel-softmax samples, single-level updates, a resource constraint.
 
 Each step draws one sample Z = softmax((log_alpha + G) / temperature) per cell type
 (`GumbelMixing`), runs the supernet with it and updates the weights (SGD) and log_alpha (Adam)
@@ -12,7 +12,7 @@ where penalty(Z) is the expected params/FLOPs/memory-access cost of the cells un
 Decisions (see also the docstrings of `SnasSearch`):
 
 * Data: the whole training split trains both weights and log_alpha (train_portion is ignored);
-  the per-epoch ``val_acc`` is measured on the dataset's test split, which the search never trains on.
+  the per-epoch ``val_acc`` is measured on the dataset's test split, never trained on.
 * The supernet is evaluated with sampled Z, like in training (what SNAS reports during search).
 * The temperature is set once per epoch (linear from temperature_start at the first epoch to
   temperature_end at the last, or geometric with ``temperature_schedule="exponential"``).
@@ -39,10 +39,14 @@ from nasviz.spaces.costs import COST_NAMES, CostTable, resource_penalty, superne
 from nasviz.spaces.darts import GumbelMixing, Mixing, gumbel_softmax_sample
 
 
-def temperature_schedule(epoch: int, epochs: int, start: float = 1.0, end: float = 0.03, kind: str = "linear") -> float:
+def temperature_schedule(
+    epoch: int, epochs: int, start: float = 1.0, end: float = 0.03, kind: str = "linear"
+) -> float:
     """Temperature of 0-based ``epoch``: ``start`` at the first epoch, ``end`` at the last one."""
     if kind not in TEMPERATURE_SCHEDULES:
-        raise ValueError(f"unknown temperature schedule {kind!r}; allowed: {', '.join(TEMPERATURE_SCHEDULES)}")
+        raise ValueError(
+            f"unknown temperature schedule {kind!r}; allowed: {', '.join(TEMPERATURE_SCHEDULES)}"
+        )
     if not (start > 0 and end > 0):
         raise ValueError(f"temperatures must be > 0, got start={start!r}, end={end!r}")
     frac = min(max(epoch, 0), epochs - 1) / (epochs - 1) if epochs > 1 else 0.0
@@ -57,7 +61,7 @@ def entropy(z: torch.Tensor) -> torch.Tensor:
 
 
 class SnasSearch(Search):
-    """SNAS on the DARTS cell space: Gumbel-softmax mixing, single-level updates, resource penalty."""
+    """SNAS on the DARTS cell space: Gumbel-softmax mixing, single-level steps, resource penalty."""
 
     method = "snas"
 
@@ -72,7 +76,9 @@ class SnasSearch(Search):
         super().__init__(config, out, train_data=train_data, val_data=val_data)
         self.resource_lambda = config.effective_resource_lambda()
         info = self.info
-        self.costs: CostTable = supernet_costs(self.model, (1, info.in_channels, info.image_size, info.image_size))
+        self.costs: CostTable = supernet_costs(
+            self.model, (1, info.in_channels, info.image_size, info.image_size)
+        )
         self.set_temperature(0)
         self._reset_sums()
 
@@ -81,9 +87,13 @@ class SnasSearch(Search):
         """Full train split for weights and log_alpha; the test split for validation figures."""
         cfg = self.config
         if train_data is None:
-            train_data = load_dataset(cfg.dataset, "train", root=cfg.data_root, download=cfg.download)
+            train_data = load_dataset(
+                cfg.dataset, "train", root=cfg.data_root, download=cfg.download
+            )
         if val_data is None:
-            val_data = load_dataset(train_data.info.name, "test", root=cfg.data_root, download=cfg.download)
+            val_data = load_dataset(
+                train_data.info.name, "test", root=cfg.data_root, download=cfg.download
+            )
         super()._build_data(train_data, val_data)
 
     def make_mixing(self) -> Mixing:
@@ -98,7 +108,9 @@ class SnasSearch(Search):
     def temperature_at(self, epoch: int) -> float:
         """The configured schedule's temperature at 0-based ``epoch``."""
         cfg = self.config
-        return temperature_schedule(epoch, cfg.epochs, cfg.temperature_start, cfg.temperature_end, cfg.temperature_schedule)
+        return temperature_schedule(
+            epoch, cfg.epochs, cfg.temperature_start, cfg.temperature_end, cfg.temperature_schedule
+        )
 
     def set_temperature(self, epoch: int) -> None:
         """Set the mixing's temperature for ``epoch``."""
@@ -157,7 +169,7 @@ class SnasSearch(Search):
         self._n += 1
 
     def extra_series(self) -> dict[str, float]:
-        """Temperature, and over the epoch's samples: Z entropy per edge, expected cost per cell, penalty.
+        """Temperature; over the epoch's samples: Z entropy per edge, expected cell cost, penalty.
 
         Before any step (the epoch-0 record) the statistics are of one sample drawn with a
         private generator, so recording never touches the global RNG.
@@ -214,8 +226,10 @@ def resource_ablation(
     rows = []
     for constraint in constraints:
         for seed in seeds:
-            # resource_lambda=None: each constraint's own strength (config.replace drops None values).
-            cfg = dataclasses.replace(base, method="snas", constraint=constraint, seed=seed, resource_lambda=None)
+            # resource_lambda=None: the constraint's own strength (config.replace drops Nones).
+            cfg = dataclasses.replace(
+                base, method="snas", constraint=constraint, seed=seed, resource_lambda=None
+            )
             t0 = time.perf_counter()
             result = create_search(cfg, None, **search_kw).run(progress=progress)
             seconds = time.perf_counter() - t0
@@ -229,7 +243,9 @@ def resource_ablation(
                     "resource_lambda": cfg.effective_resource_lambda(),
                     "params": count_parameters(net),
                     "flops": count_flops(net, (1, 3, 32, 32)),
-                    "none_edges": sum(op == "none" for cell in ("normal", "reduce") for op, _ in g.edges(cell)),
+                    "none_edges": sum(
+                        op == "none" for cell in ("normal", "reduce") for op, _ in g.edges(cell)
+                    ),
                     "val_acc": last["metrics"].get("val_acc", math.nan) if last else math.nan,
                     "seconds": seconds,
                     "genotype": g.to_dict(),

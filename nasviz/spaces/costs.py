@@ -37,8 +37,10 @@ def _pool_flops(module: nn.Module, output: torch.Tensor) -> int:
 
 
 @torch.no_grad()
-def op_cost(op: nn.Module, input_shape: Sequence[int], device: str | torch.device = "cpu") -> tuple[int, int, int]:
-    """(params, FLOPs, memory access cost) of one op run on a zero tensor of ``input_shape`` (eval mode)."""
+def op_cost(
+    op: nn.Module, input_shape: Sequence[int], device: str | torch.device = "cpu"
+) -> tuple[int, int, int]:
+    """(params, FLOPs, memory access cost) of one op run in eval mode on zeros of input_shape."""
     from torch.utils.flop_counter import FlopCounterMode
 
     params = sum(p.numel() for p in op.parameters())
@@ -81,7 +83,9 @@ class CostTable:
 
     def to(self, device: str | torch.device) -> CostTable:
         """The same table on ``device``."""
-        return CostTable({c: t.to(device) for c, t in self.costs.items()}, dict(self.counts), self.ops)
+        return CostTable(
+            {c: t.to(device) for c, t in self.costs.items()}, dict(self.counts), self.ops
+        )
 
     def cost(self, name: str, cell: str = "normal") -> torch.Tensor:
         """[edges, ops] costs of one kind (params, flops or mac) for one cell type."""
@@ -90,11 +94,11 @@ class CostTable:
         return self.costs[cell][COST_NAMES.index(name)]
 
     def expected(self, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Expected cost of one cell of each type under op weights Z [edges, ops] -> [3] per cell type."""
+        """Expected cost of one cell of each type under op weights Z [edges, ops] -> [3] each."""
         return {c: expected_cost(self.costs[c], z) for c, z in weights.items()}
 
     def max_cost(self) -> dict[str, torch.Tensor]:
-        """The cost of each cell type if every edge took its most expensive op -> [3] per cell type."""
+        """The cost of each cell type if every edge took its most expensive op -> [3] per type."""
         return {c: t.max(dim=-1).values.sum(dim=-1) for c, t in self.costs.items()}
 
 
@@ -105,7 +109,7 @@ def expected_cost(costs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def supernet_costs(model: nn.Module, input_shape: Sequence[int]) -> CostTable:
-    """Measure every op of a `SearchNetwork` at its real input shape; ``input_shape`` is [1, C, H, W].
+    """Measure every op of a `SearchNetwork` at its real input shape (input_shape: [1, C, H, W]).
 
     One forward records each op's input shape (the global RNG is left untouched, BN statistics
     are not updated); then each op is run alone (ops of equal kind, stride and input shape share
@@ -137,8 +141,10 @@ def supernet_costs(model: nn.Module, input_shape: Sequence[int]) -> CostTable:
     return table
 
 
-def _measure(model: nn.Module, shapes: dict[tuple[int, int, int], tuple[int, ...]], device: torch.device) -> CostTable:
-    """Run every recorded op alone; average each cell type's [3, edges, ops] table over its cells."""
+def _measure(
+    model: nn.Module, shapes: dict[tuple[int, int, int], tuple[int, ...]], device: torch.device
+) -> CostTable:
+    """Run every recorded op alone; average each cell type's [3, edges, ops] table over cells."""
     ops = tuple(model.primitives)
     n_edges = len(model.cells[0].edges)
     per_type: dict[str, list[torch.Tensor]] = {"normal": [], "reduce": []}
@@ -179,4 +185,11 @@ def resource_penalty(
     raise ValueError(f"unknown penalty form {form!r}; allowed: log, linear")
 
 
-__all__ = ["COST_NAMES", "CostTable", "expected_cost", "op_cost", "resource_penalty", "supernet_costs"]
+__all__ = [
+    "COST_NAMES",
+    "CostTable",
+    "expected_cost",
+    "op_cost",
+    "resource_penalty",
+    "supernet_costs",
+]

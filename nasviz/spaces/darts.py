@@ -106,7 +106,9 @@ class Mixing:
         """The module placed on every edge."""
         return MixedOp(C, stride, primitives)
 
-    def init_alpha(self, shape: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
+    def init_alpha(
+        self, shape: tuple[int, int], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Initial architecture parameters: 1e-3 * N(0, 1) (DARTS)."""
         return 1e-3 * torch.randn(shape, generator=generator)
 
@@ -157,13 +159,15 @@ def gumbel_softmax_sample(
     """
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
-    u = torch.rand(log_alpha.shape, generator=generator, device=log_alpha.device, dtype=log_alpha.dtype)
+    u = torch.rand(
+        log_alpha.shape, generator=generator, device=log_alpha.device, dtype=log_alpha.dtype
+    )
     gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))  # U=0 would give -inf
     return F.softmax((log_alpha + gumbel) / temperature, dim=-1)
 
 
 class GumbelMixing(Mixing):
-    """SNAS: the op weights of an edge are a concrete sample Z ~ Gumbel-softmax(log_alpha, temperature).
+    """SNAS: an edge's op weights are a concrete sample Z ~ Gumbel-softmax(log_alpha, temperature).
 
     The network calls `op_weights` once per cell type per forward, so one sample Z is shared by
     all cells of a type (PAPERS.md). Evaluation (``model.eval()``) samples too, as SNAS evaluates
@@ -179,7 +183,9 @@ class GumbelMixing(Mixing):
         # graph to log_alpha so the resource penalty can use the very sample of the forward).
         self.last: dict[int, torch.Tensor] = {}
 
-    def init_alpha(self, shape: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
+    def init_alpha(
+        self, shape: tuple[int, int], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """log_alpha ~ N(1, 0.01^2) (SNAS)."""
         return 1.0 + 0.01 * torch.randn(shape, generator=generator)
 

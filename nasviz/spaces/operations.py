@@ -15,7 +15,9 @@ from torch import nn
 class ReLUConvBN(nn.Sequential):
     """ReLU -> conv -> BN, the preprocessing block of cells."""
 
-    def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+    def __init__(
+        self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True
+    ):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(C_in, C_out, kernel, stride=stride, padding=padding, bias=False),
@@ -27,11 +29,20 @@ class DilConv(nn.Sequential):
     """ReLU -> depthwise kxk (dilated) conv -> 1x1 conv -> BN."""
 
     def __init__(
-        self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, dilation: int, affine: bool = True
+        self,
+        C_in: int,
+        C_out: int,
+        kernel: int,
+        stride: int,
+        padding: int,
+        dilation: int,
+        affine: bool = True,
     ):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(C_in, C_in, kernel, stride, padding, dilation=dilation, groups=C_in, bias=False),
+            nn.Conv2d(
+                C_in, C_in, kernel, stride, padding, dilation=dilation, groups=C_in, bias=False
+            ),
             nn.Conv2d(C_in, C_out, 1, bias=False),
             nn.BatchNorm2d(C_out, affine=affine),
         )
@@ -40,7 +51,9 @@ class DilConv(nn.Sequential):
 class SepConv(nn.Sequential):
     """Two stacked depthwise-separable blocks; only the first one strides (DARTS sep_conv)."""
 
-    def __init__(self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True):
+    def __init__(
+        self, C_in: int, C_out: int, kernel: int, stride: int, padding: int, affine: bool = True
+    ):
         super().__init__(
             DilConv(C_in, C_in, kernel, stride, padding, 1, affine),
             DilConv(C_in, C_out, kernel, 1, padding, 1, affine),
@@ -73,7 +86,9 @@ class FactorizedReduce(nn.Module):
     def __init__(self, C_in: int, C_out: int, affine: bool = True):
         super().__init__()
         if C_out % 2:
-            raise ValueError(f"FactorizedReduce needs an even number of output channels, got {C_out}")
+            raise ValueError(
+                f"FactorizedReduce needs an even number of output channels, got {C_out}"
+            )
         self.relu = nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
         self.conv_2 = nn.Conv2d(C_in, C_out // 2, 1, stride=2, bias=False)
@@ -108,9 +123,9 @@ OPS: dict[str, OpFactory] = {
     "avg_pool_3x3": lambda C, stride, affine: nn.AvgPool2d(
         3, stride=stride, padding=1, count_include_pad=False
     ),
-    "skip_connect": lambda C, stride, affine: Identity()
-    if stride == 1
-    else FactorizedReduce(C, C, affine),
+    "skip_connect": lambda C, stride, affine: (
+        Identity() if stride == 1 else FactorizedReduce(C, C, affine)
+    ),
     "sep_conv_3x3": lambda C, stride, affine: SepConv(C, C, 3, stride, 1, affine),
     "sep_conv_5x5": lambda C, stride, affine: SepConv(C, C, 5, stride, 2, affine),
     "sep_conv_7x7": lambda C, stride, affine: SepConv(C, C, 7, stride, 3, affine),
