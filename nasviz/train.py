@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz import checkpoint
+from nasviz import checkpoint, loop
 from nasviz.data import DeviceLoader, ImageDataset, known_datasets, load_dataset
 from nasviz.genotypes import Genotype, resolve, validate
 from nasviz.models import NetworkCIFAR
@@ -261,15 +260,11 @@ class Retrainer:
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when enabled, otherwise a no-op."""
-        if self.config.amp and self._cuda:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return loop.autocast(self.device, self.config.amp)
 
     def steps_per_epoch(self) -> int:
         """Steps per epoch (the whole train split, capped by max_steps_per_epoch)."""
-        n = len(self.train_loader)
-        cap = self.config.max_steps_per_epoch
-        return min(n, cap) if cap else n
+        return loop.steps_per_epoch(self.train_loader, self.config.max_steps_per_epoch)
 
     def drop_path_prob(self, epoch: int) -> float:
         """Drop path probability of 0-based ``epoch``: linear from 0 (as DARTS' train.py)."""
@@ -290,22 +285,9 @@ class Retrainer:
         self.optimizer.step()
         return loss.detach(), logits.detach()  # the main head's loss, as DARTS reports it
 
-    @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
         """(loss, accuracy) on the test split, eval-mode BN, no augmentation, no drop path."""
-        was = self.model.training
-        self.model.eval()
-        total_loss = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
-        n = 0
-        for x, y in self.test_loader:
-            with self.autocast():
-                logits, _ = self.model(x)
-            total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
-            n += len(y)
-        self.model.train(was)
-        return total_loss.item() / n, correct.item() / n
+        return loop.evaluate(self.model, self.test_loader, self.device, self.config.amp)
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -349,42 +331,26 @@ class Retrainer:
         self.model.drop_path_prob = self.drop_path_prob(epoch)
         reset_peak_memory(self.device)
         self.model.train()
-        t0 = time.perf_counter()
-        sum_loss = torch.zeros((), device=self.device)
-        sum_correct = torch.zeros((), device=self.device)
-        seen = 0
-        for i in range(spe):
-            x, y = self.train_loader.next()
-            loss, logits = self.train_step(x, y)
-            sum_loss += loss * len(y)
-            sum_correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
-            self.global_step += 1
-            bar.update(1)
-            if (i + 1) % 10 == 0 or i + 1 == spe:  # a host sync only when the bar shows figures
-                bar.set_postfix(
-                    loss=f"{sum_loss.item() / seen:.3f}", acc=f"{sum_correct.item() / seen:.3f}"
-                )
-        train_loss, train_acc = sum_loss.item() / seen, sum_correct.item() / seen
-        seconds = time.perf_counter() - t0
+        stats = loop.train_epoch(self.train_loader, self.train_step, spe, bar, self.device)
+        self.global_step += spe
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         test_loss, test_acc = self.evaluate()
         self.epoch += 1
         metrics = {
             "epoch": self.epoch,  # 1-based: epochs completed
-            "train_loss": train_loss,
-            "train_acc": train_acc,
+            "train_loss": stats.loss,
+            "train_acc": stats.acc,
             "test_loss": test_loss,
             "test_acc": test_acc,
             "lr": lr,  # the rate this epoch trained with
             "drop_path_prob": self.model.drop_path_prob,
-            "seconds": seconds,  # training only
-            "images_per_second": seen / seconds,
+            "seconds": stats.seconds,  # training only
+            "images_per_second": stats.images_per_second,
             "peak_memory_mb": peak_memory_mb(self.device),
         }
         self.metrics.append(metrics)
-        bar.set_postfix(loss=f"{train_loss:.3f}", test_acc=f"{test_acc:.3f}")
+        bar.set_postfix(loss=f"{stats.loss:.3f}", test_acc=f"{test_acc:.3f}")
         return metrics
 
     def result(self) -> RetrainResult:

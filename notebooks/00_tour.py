@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.16.0
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -35,12 +35,12 @@ GENOTYPES = ["NASNet", "AmoebaNet", "DARTS_V1", "DARTS_V2", "PC_DARTS_cifar", "S
 C, LAYERS = 36, 20  # the papers' CIFAR-10 evaluation network: 36 channels, 20 cells
 
 # %%
-import sys
+import sys  # noqa: F401  (the shell command at the end uses sys.executable)
 
 from nasviz import genotypes
 from nasviz.genotypes import PRIMITIVES
 from nasviz.models import NetworkCIFAR
-from nasviz.resources import cost_report
+from nasviz.resources import cost_report, count_parameters
 from nasviz.viz.cells import cell_graph, genotype_graph
 
 # %% [markdown]
@@ -121,10 +121,13 @@ for name in GENOTYPES:
 # %%
 from IPython.display import Markdown
 
-rows = ["| genotype | params (computed) | FLOPs (computed) | error % (paper) |", "|---|---|---|---|"]
+rows = [
+    "| genotype | params (computed) | FLOPs (computed) | error % (paper) |",
+    "|---|---|---|---|",
+]
 for name, r in reports.items():
-    err = PAPER_ERROR.get(name)
-    rows.append(f"| {name} | {r.params / 1e6:.2f}M | {r.flops / 1e6:,.0f}M | {err if err else '—'} |")
+    err = PAPER_ERROR.get(name, "—")
+    rows.append(f"| {name} | {r.params / 1e6:.2f}M | {r.flops / 1e6:,.0f}M | {err} |")
 Markdown("\n".join(rows))
 
 # %% [markdown]
@@ -135,7 +138,7 @@ Markdown("\n".join(rows))
 # NBVAL_CHECK_OUTPUT
 for name in ("DARTS_V2", "PC_DARTS_cifar"):
     model = NetworkCIFAR(C, 10, LAYERS, True, genotypes.get(name))
-    print(f"{name}: {cost_report(model, (1, 3, 32, 32)).params:,} parameters")
+    print(f"{name}: {count_parameters(model):,} parameters")
 
 # %% [markdown]
 # Read the table with care. The NASNet and AmoebaNet rows build their cells *in the DARTS

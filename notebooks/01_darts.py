@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.16.0
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -47,9 +47,9 @@ if os.environ.get("NASVIZ_SMOKE"):  # CI: the same presets, cut to a few steps
 # %matplotlib inline
 import numpy as np
 import torch
-from IPython.display import display
 
 from nasviz.genotypes import PRIMITIVES
+from nasviz.history import entropy
 from nasviz.search import create_search, preset, run_search
 from nasviz.train import retrain, retrain_preset
 from nasviz.viz import evolution as ev
@@ -92,7 +92,8 @@ x = torch.randn(1, 4, 6, 6)
 with torch.no_grad():
     mixed = edge(x, weights)
     by_hand = sum(w * op(x) for w, op in zip(weights, edge.ops, strict=True))
-print(f"mixed output {tuple(mixed.shape)}; equals sum_o w_o * o(x): {torch.allclose(mixed, by_hand, atol=1e-6)}")
+same = torch.allclose(mixed, by_hand, atol=1e-6)
+print(f"mixed output {tuple(mixed.shape)}; equals sum_o w_o * o(x): {same}")
 
 # %% [markdown]
 # Every op is a differentiable function of $x$ and the mix is differentiable in $\alpha$, so
@@ -116,8 +117,8 @@ print(f"mixed output {tuple(mixed.shape)}; equals sum_o w_o * o(x): {torch.allcl
 
 # %%
 config1 = preset("darts", PRESET, order=1, epochs=EPOCHS, dataset=DATASET)
-print({k: v for k, v in config1.to_dict().items() if k in (
-    "dataset", "C", "layers", "epochs", "batch_size", "lr", "arch_lr", "order", "max_steps_per_epoch")})
+SHOWN = ("dataset", "C", "layers", "epochs", "batch_size", "max_steps_per_epoch", "lr", "order")
+print({k: getattr(config1, k) for k in SHOWN})
 
 # %% [markdown]
 # ## 3 · A first-order search
@@ -178,8 +179,6 @@ ev.plot_entropy(h2)
 
 # %%
 x_ep, p2 = h2.alpha_series("normal")
-from nasviz.history import entropy
-
 H = entropy(p2).mean(axis=1)
 print(f"mean edge entropy of the normal cell: {H[0]:.3f} nats at epoch {x_ep[0]:g} "
       f"-> {H[-1]:.3f} at epoch {x_ep[-1]:g} (uniform = {np.log(len(PRIMITIVES)):.3f})")
@@ -240,14 +239,13 @@ ax.legend(fontsize=7)
 plt.show()
 
 # %%
-n_skip = {name: sum(op == "skip_connect" for op, _ in r.genotype.normal) for name, r in
-          (("1st order", first), ("2nd order", second))}
-n_free = {name: sum(op in PARAM_FREE for op, _ in r.genotype.normal) for name, r in
-          (("1st order", first), ("2nd order", second))}
-for name in n_skip:
-    trend = "rose" if share[name][1][-1] > share[name][1][0] else "did not rise"
-    print(f"{name}: the skip_connect share {trend} over {len(share[name][0]) - 1} epochs; the derived "
-          f"normal cell has {n_skip[name]} skip_connect and {n_free[name]} parameter-free edges of 8")
+for name, r in (("1st order", first), ("2nd order", second)):
+    x_ep, s_skip, s_free = share[name]
+    n_skip = sum(op == "skip_connect" for op, _ in r.genotype.normal)
+    n_free = sum(op in PARAM_FREE for op, _ in r.genotype.normal)
+    trend = "rose" if s_skip[-1] > s_skip[0] else "did not rise"
+    print(f"{name}: the skip_connect share {trend} over {x_ep[-1] - x_ep[0]:g} epochs; the derived "
+          f"normal cell has {n_skip} skip_connect and {n_free} parameter-free edges of 8")
 
 # %% [markdown]
 # What to read from these numbers: the collapse is a *long-search* phenomenon — the DARTS
@@ -268,8 +266,9 @@ for name in n_skip:
 # %%
 rconfig = retrain_preset(RETRAIN_PRESET, dataset=DATASET)
 retrained = retrain(second.genotype, rconfig, out_dir("darts-retrain"))
-print(f"retrained {rconfig.epochs} epochs on {rconfig.dataset}: test accuracy {retrained.test_acc:.4f}, "
-      f"{retrained.params:,} parameters (eval net C={rconfig.C}, {rconfig.layers} cells)")
+print(f"retrained {rconfig.epochs} epochs on {rconfig.dataset}: "
+      f"test accuracy {retrained.test_acc:.4f}, {retrained.params:,} parameters "
+      f"(eval net C={rconfig.C}, {rconfig.layers} cells)")
 
 # %% [markdown]
 # For scale, the paper's DARTS (2nd order) cell reaches 2.76% test error on CIFAR-10 with 3.3M

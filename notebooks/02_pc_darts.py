@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.16.0
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -50,7 +50,7 @@ if os.environ.get("NASVIZ_SMOKE"):  # CI: the same presets, cut to a few steps
 
 # %matplotlib inline
 import torch
-from IPython.display import Markdown, display
+from IPython.display import display
 
 from nasviz.search import preset
 from nasviz.spaces.darts import MixedOp, PartialMixedOp
@@ -108,20 +108,21 @@ for k in (1, 2, 4, 8):
 # records seconds per epoch, peak memory and accuracy. K must divide the supernet's channels:
 
 # %%
-print(f"valid K for the {PRESET!r} supernet: {valid_k_for(preset('pc-darts', PRESET, dataset=DATASET))}")
+print(f"valid K for the {PRESET!r} supernet: {valid_k_for(preset('pc-darts', PRESET))}")
 runs = run_ablation("pc-darts", PRESET, "k", K_VALUES, epochs=EPOCHS, dataset=DATASET,
                     out_root=OUT, progress=True)
-runs
+display(runs)
 
 # %%
 runs.plot_tradeoff()
 
 # %%
 s = {r.config.k: r.summary() for r in runs}
-k_lo, k_hi = min(s), max(s)
-print(f"K={k_hi} vs K={k_lo}: {s[k_hi]['seconds_per_epoch']:.2f} vs {s[k_lo]['seconds_per_epoch']:.2f} "
-      f"s/epoch ({s[k_lo]['seconds_per_epoch'] / s[k_hi]['seconds_per_epoch']:.2f}x faster), peak memory "
-      f"{s[k_hi]['peak_memory_mb']:.0f} vs {s[k_lo]['peak_memory_mb']:.0f} MB")
+lo, hi = s[min(s)], s[max(s)]
+print(f"K={max(s)} vs K={min(s)}: "
+      f"{hi['seconds_per_epoch']:.2f} vs {lo['seconds_per_epoch']:.2f} s/epoch "
+      f"({lo['seconds_per_epoch'] / hi['seconds_per_epoch']:.2f}x as fast), "
+      f"peak memory {hi['peak_memory_mb']:.0f} vs {lo['peak_memory_mb']:.0f} MB")
 
 # %% [markdown]
 # How to read the measured trade-off: on a GPU, peak memory is the supernet's own allocation
@@ -184,8 +185,9 @@ rconfig = retrain_preset(RETRAIN_PRESET, dataset=DATASET,
                          drop_path_prob=0.3 if RETRAIN_PRESET == "paper" else None)
 out = fresh_run_dir(OUT, "pc-darts-retrain") if OUT else None
 retrained = retrain(main.genotype, rconfig, out)
-print(f"retrained {rconfig.epochs} epochs on {rconfig.dataset}: test accuracy {retrained.test_acc:.4f}, "
-      f"{retrained.params:,} parameters (eval net C={rconfig.C}, {rconfig.layers} cells)")
+print(f"retrained {rconfig.epochs} epochs on {rconfig.dataset}: "
+      f"test accuracy {retrained.test_acc:.4f}, {retrained.params:,} parameters "
+      f"(eval net C={rconfig.C}, {rconfig.layers} cells)")
 
 # %% [markdown]
 # For scale: the paper's PC-DARTS cell reaches 2.57% error on CIFAR-10 with 3.6M parameters
@@ -201,7 +203,7 @@ print(f"retrained {rconfig.epochs} epochs on {rconfig.dataset}: test accuracy {r
 # %%
 panel = SearchPanel("pc-darts", preset=PRESET, runs=runs,
                     out_root=OUT, overrides={"dataset": DATASET} if DATASET else None)
-panel
+display(panel)
 
 # %% [markdown]
 # The same from code, without widgets: `panel.set(k=4, epochs=20)` then `panel.run()`. Notebook

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz import checkpoint
+from nasviz import checkpoint, loop
 from nasviz.data import DeviceLoader, ImageDataset, load_dataset, search_split
 from nasviz.genotypes import Genotype
 from nasviz.history import SearchHistory
@@ -148,9 +148,7 @@ class Search:
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when enabled, otherwise a no-op."""
-        if self.config.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return loop.autocast(self.device, self.config.amp)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The task loss (cross-entropy)."""
@@ -169,31 +167,15 @@ class Search:
 
     def steps_per_epoch(self) -> int:
         """Weight steps per epoch (the whole train split, capped by max_steps_per_epoch)."""
-        n = len(self.train_loader)
-        cap = self.config.max_steps_per_epoch
-        return min(n, cap) if cap else n
+        return loop.steps_per_epoch(self.train_loader, self.config.max_steps_per_epoch)
 
-    @torch.no_grad()
     def evaluate(
         self, loader: DeviceLoader | None = None, model: nn.Module | None = None
     ) -> tuple[float, float]:
         """(loss, accuracy) of the supernet (or ``model``) on the validation split, eval-mode BN."""
-        loader = loader or self.eval_loader
-        model = model or self.model
-        was = model.training
-        model.eval()
-        total_loss = torch.zeros((), device=self.device)
-        correct = torch.zeros((), device=self.device)
-        n = 0
-        for x, y in loader:
-            with self.autocast():
-                logits = model(x)
-            logits = logits[0] if isinstance(logits, tuple) else logits
-            total_loss += F.cross_entropy(logits.float(), y, reduction="sum")
-            correct += (logits.argmax(1) == y).sum()
-            n += len(y)
-        model.train(was)
-        return total_loss.item() / n, correct.item() / n
+        return loop.evaluate(
+            model or self.model, loader or self.eval_loader, self.device, self.config.amp
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """The architecture state to record: probabilities, normalized betas, genotype."""
@@ -237,39 +219,28 @@ class Search:
         self.on_epoch_start(epoch)
         reset_peak_memory(self.device)
         self.model.train()
-        t0 = time.perf_counter()
-        sum_loss = torch.zeros((), device=self.device)
-        sum_correct = torch.zeros((), device=self.device)
-        seen = 0
-        for i in range(spe):
-            x, y = self.train_loader.next()
-            loss, logits = self.train_step(x, y)
-            sum_loss += loss * len(y)
-            sum_correct += (logits.argmax(1) == y).sum()
-            seen += len(y)
+
+        def on_step(i: int, loss: torch.Tensor) -> None:
             self.global_step += 1
-            bar.update(1)
             if cfg.log_every and self.global_step % cfg.log_every == 0:
                 self._log_step(epoch + (i + 1) / spe, loss)
-            if (i + 1) % 10 == 0 or i + 1 == spe:  # a host sync only when the bar shows figures
-                bar.set_postfix(
-                    loss=f"{sum_loss.item() / seen:.3f}", acc=f"{sum_correct.item() / seen:.3f}"
-                )
-        train_seconds = time.perf_counter() - t0
+
+        stats = loop.train_epoch(self.train_loader, self.train_step, spe, bar, self.device, on_step)
+        t_eval = time.perf_counter()
         lr = self.w_optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         val_loss, val_acc = self.evaluate()
         self.epoch += 1
         metrics = {
-            "train_loss": sum_loss.item() / seen,
-            "train_acc": sum_correct.item() / seen,
+            "train_loss": stats.loss,
+            "train_acc": stats.acc,
             "val_loss": val_loss,
             "val_acc": val_acc,
             "lr": lr,
             "arch_lr": self.a_optimizer.param_groups[0]["lr"],
-            "seconds": train_seconds,
-            "eval_seconds": time.perf_counter() - t0 - train_seconds,
-            "images_per_second": seen / train_seconds,
+            "seconds": stats.seconds,
+            "eval_seconds": time.perf_counter() - t_eval,
+            "images_per_second": stats.images_per_second,
             "peak_memory_mb": peak_memory_mb(self.device),
         }
         record = self.history.log(
