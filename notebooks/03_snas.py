@@ -89,8 +89,10 @@ plt.show()
 # %%
 for t in TEMPERATURES:
     z = samples(t, n=500)
-    print(f"temperature {t:5.2f}: mean max weight {z.max(1).values.mean():.3f}, "
-          f"mean entropy {-(z * z.clamp_min(1e-12).log()).sum(1).mean():.3f} nats")
+    print(
+        f"temperature {t:5.2f}: mean max weight {z.max(1).values.mean():.3f}, "
+        f"mean entropy {-(z * z.clamp_min(1e-12).log()).sum(1).mean():.3f} nats"
+    )
 print(f"uniform: max weight {1 / 8:.3f}, entropy {np.log(8):.3f} nats")
 
 # %% [markdown]
@@ -109,7 +111,8 @@ def show_sample(temperature=1.0):
     plt.show()
 
 
-interact(show_sample, temperature=FloatLogSlider(value=1.0, base=10, min=-2, max=1, step=0.05));
+slider = FloatLogSlider(value=1.0, base=10, min=-2, max=1, step=0.05)
+_ = interact(show_sample, temperature=slider)
 
 # %% [markdown]
 # SNAS anneals $\lambda$ from 1.0 to 0.03 over the search (the paper's schedule, linear here):
@@ -129,8 +132,10 @@ config = preset("snas", PRESET, constraint=CONSTRAINT)
 search = create_search(config, None)
 result = search.run(progress=False)
 history = result.history
-print(f"{config.epochs} epochs on {config.dataset}, resource lambda "
-      f"{config.effective_resource_lambda():g}, final val acc {history.metric('val_acc')[1][-1]:.3f}")
+print(
+    f"{config.epochs} epochs on {config.dataset}, resource lambda "
+    f"{config.effective_resource_lambda():g}, final val acc {history.metric('val_acc')[1][-1]:.3f}"
+)
 print("extra series:", history.extra_names())
 
 # %% [markdown]
@@ -144,8 +149,10 @@ ev.plot_extra(history, [n for n in wanted if n in history.extra_names()])
 # %%
 _, temps = history.extra("temperature")
 _, ent = history.extra("entropy_normal")
-print(f"temperature {temps[0]:.3f} -> {temps[-1]:.3f}; "
-      f"mean sample entropy (normal cell) {ent[0]:.3f} -> {ent[-1]:.3f} nats")
+print(
+    f"temperature {temps[0]:.3f} -> {temps[-1]:.3f}; "
+    f"mean sample entropy (normal cell) {ent[0]:.3f} -> {ent[-1]:.3f} nats"
+)
 
 # %% [markdown]
 # The architecture distribution $\mathrm{softmax}(\log\alpha)$ per edge of the normal cell:
@@ -188,11 +195,15 @@ except DotNotFoundError as exc:
 from nasviz.search.snas import resource_ablation
 
 rows = resource_ablation(CONSTRAINTS, SEEDS, preset("snas", PRESET))
-print(f"{'constraint':>10} {'seed':>4} {'lambda':>7} {'params':>10} {'MFLOPs':>8} "
-      f"{'none':>4} {'val_acc':>7} {'s':>5}")
+print(
+    f"{'constraint':>10} {'seed':>4} {'lambda':>7} {'params':>10} {'MFLOPs':>8} "
+    f"{'none':>4} {'val_acc':>7} {'s':>5}"
+)
 for r in rows:
-    print(f"{r['constraint']:>10} {r['seed']:>4} {r['resource_lambda']:>7g} {r['params']:>10,} "
-          f"{r['flops'] / 1e6:>8.0f} {r['none_edges']:>4} {r['val_acc']:>7.3f} {r['seconds']:>5.1f}")
+    print(
+        f"{r['constraint']:>10} {r['seed']:>4} {r['resource_lambda']:>7g} {r['params']:>10,} "
+        f"{r['flops'] / 1e6:>8.0f} {r['none_edges']:>4} {r['val_acc']:>7.3f} {r['seconds']:>5.1f}"
+    )
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -202,15 +213,21 @@ x_lam = np.where(lam > 0, lam, lam[lam > 0].min() / 10 if (lam > 0).any() else 1
 ax.scatter(x_lam, params)
 for xv, p, r in zip(x_lam, params, rows, strict=True):
     ax.annotate(r["constraint"], (xv, p), fontsize=8, xytext=(3, 3), textcoords="offset points")
-ax.set(xscale="log", xlabel="resource lambda (none drawn at the left)",
-       ylabel="params of the eval net (M)", title="derived cell size vs constraint")
+ax.set(
+    xscale="log",
+    xlabel="resource lambda (none drawn at the left)",
+    ylabel="params of the eval net (M)",
+    title="derived cell size vs constraint",
+)
 plt.show()
 
 # %%
 by = {c: [r for r in rows if r["constraint"] == c] for c in CONSTRAINTS}
 for c, rs in by.items():
-    print(f"{c:>10}: mean {np.mean([r['params'] for r in rs]) / 1e6:.2f}M params, "
-          f"{np.mean([r['none_edges'] for r in rs]):.1f} none edges over {len(rs)} seed(s)")
+    print(
+        f"{c:>10}: mean {np.mean([r['params'] for r in rs]) / 1e6:.2f}M params, "
+        f"{np.mean([r['none_edges'] for r in rs]):.1f} none edges over {len(rs)} seed(s)"
+    )
 
 # %% [markdown]
 # How to read this: a short search on 8×8 digits (let alone a `smoke` run of a few steps) can
@@ -233,8 +250,10 @@ darts = create_search(preset("darts", PRESET), None)
 darts.run(progress=False)
 child = {"SNAS": child_accuracy(search), "DARTS": child_accuracy(darts)}
 for name, c in child.items():
-    print(f"{name:>5}: supernet {c['supernet_acc']:.3f}, child {c['child_acc']:.3f}, "
-          f"drop {c['drop']:+.3f}")
+    print(
+        f"{name:>5}: supernet {c['supernet_acc']:.3f}, child {c['child_acc']:.3f}, "
+        f"drop {c['drop']:+.3f}"
+    )
 
 # %%
 plot_child_vs_supernet(child)
@@ -242,8 +261,10 @@ plot_child_vs_supernet(child)
 # %%
 d_snas, d_darts = child["SNAS"]["drop"], child["DARTS"]["drop"]
 verdict = "agrees with" if d_snas < d_darts else "does not reproduce"
-print(f"this run: SNAS child drop {d_snas:+.3f}, DARTS child drop {d_darts:+.3f} -> "
-      f"it {verdict} the paper's claim (SNAS keeps, DARTS drops)")
+print(
+    f"this run: SNAS child drop {d_snas:+.3f}, DARTS child drop {d_darts:+.3f} -> "
+    f"it {verdict} the paper's claim (SNAS keeps, DARTS drops)"
+)
 
 # %% [markdown]
 # The paper's claim is about full searches on CIFAR-10, where the SNAS temperature reached
@@ -259,8 +280,8 @@ print(f"this run: SNAS child drop {d_snas:+.3f}, DARTS child drop {d_darts:+.3f}
 # %%
 from nasviz.viz.widgets import search_panel
 
-panel = search_panel("snas")
-panel
+panel = search_panel("snas", preset=PRESET)
+display(panel)
 
 # %% [markdown]
 # **Summary.** SNAS replaces DARTS's deterministic mixture with annealed Gumbel-softmax
