@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nasviz.search.config import CONSTRAINTS
+
 pytest.importorskip("ipywidgets")
 pytest.importorskip("matplotlib")
 
@@ -75,7 +77,7 @@ def test_k_choices_are_the_valid_divisors_of_the_preset():
 def test_snas_constraint_sets_lambda_and_bad_temperatures_are_reported():
     panel = SearchPanel("snas", "quick")
     panel.set(constraint="moderate")
-    assert panel.controls["resource_lambda"].value == pytest.approx(0.2)
+    assert panel.controls["resource_lambda"].value == pytest.approx(CONSTRAINTS["moderate"])
     assert panel.config().resource_lambda is None  # the constraint's own strength
     panel.set(resource_lambda=0.5)
     assert panel.config().effective_resource_lambda() == 0.5
