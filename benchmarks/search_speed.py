@@ -68,7 +68,13 @@ def bench(
     else:  # small CPU configuration
         info = DatasetInfo("cifar10", 10, 3, 16, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), 2, True, 8)
         cfg = preset(
-            method, "quick", dataset="cifar10", batch_size=batch, device=device, **overrides
+            method,
+            "quick",
+            dataset="cifar10",
+            batch_size=batch,
+            device=device,
+            warmup_epochs=0,
+            **overrides,
         )
     data = synthetic_dataset(info, max(4 * batch, 256), seed=0)
     train, val = search_split(data)
