@@ -1,7 +1,6 @@
 import pytest
 import torch
 
-from nasviz.data import synthetic_dataset
 from nasviz.genotypes import PRIMITIVES, Genotype
 from nasviz.search import create_search, preset
 from nasviz.search.child import (
@@ -11,19 +10,6 @@ from nasviz.search.child import (
     plot_child_vs_supernet,
 )
 from nasviz.spaces.darts import Mixing, PartialChannelMixing, SearchNetwork, SpaceConfig
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return synthetic_dataset("digits", 32, seed=0), synthetic_dataset("digits", 16, seed=1)
 
 
 def test_one_hot_masks_follow_the_genotype():

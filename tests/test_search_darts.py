@@ -50,7 +50,10 @@ def test_second_order_gradient_matches_finite_differences(digits_like):
     def objective() -> float:
         weights = dict(zip(names, params, strict=False))
         grads = torch.autograd.grad(search._loss_at(weights, x_t, y_t), params)
-        virtual = {n: (p - xi * (g + wd * p)).detach() for n, p, g in zip(names, params, grads, strict=False)}
+        virtual = {
+            n: (p - xi * (g + wd * p)).detach()
+            for n, p, g in zip(names, params, grads, strict=False)
+        }
         return search._loss_at(virtual, x_v, y_v).item()
 
     alpha = search.model.alpha_normal
@@ -116,6 +119,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, method, extra):
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+
     def strip(recs):
         return [
             {
@@ -128,6 +132,7 @@ def test_resume_equals_uninterrupted_run(tmp_path, method, extra):
             }
             for r in recs
         ]
+
     assert strip(resumed.history.records) == strip(straight.history.records)
 
 

@@ -4,7 +4,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nasviz.data import synthetic_dataset
 from nasviz.search import create_search, preset, run_search
 from nasviz.search.config import CONSTRAINTS, SearchConfig
 from nasviz.search.snas import SnasSearch, temperature_schedule
@@ -15,20 +14,6 @@ def _tiny(**kw):
     base = dict(C=4, layers=3, batch_size=8, epochs=2, max_steps_per_epoch=2)
     base.update(kw)
     return preset("snas", "quick", **base)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Batch-8 steps on 8x8 images: one thread is fastest, and far faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return synthetic_dataset("digits", 32, seed=0), synthetic_dataset("digits", 16, seed=1)
 
 
 # ----------------------------------------------------------------------------- Gumbel-softmax

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from nasviz.search.config import CONSTRAINTS
 
@@ -20,15 +19,6 @@ from nasviz.viz.widgets import SearchPanel, search_panel  # noqa: E402
 
 # A 3-cell, 4-channel supernet on 24+24 random digits-shaped images: one step per run.
 TINY = dict(C=4, layers=3, batch_size=8)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny supernets: one thread beats two (no OpenMP hand-offs), 10x on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
