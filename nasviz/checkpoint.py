@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,24 @@ def load(
         found = state.get("kind") if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"checkpoint {path} is not a nasviz {kind} checkpoint (found {found!r})")
     return state
+
+
+def check_resume_config(
+    saved: dict[str, Any], asked: dict[str, Any], may_differ: Iterable[str]
+) -> None:
+    """Refuse to resume when the asked config differs from the checkpoint's (naming each field)."""
+    may_differ = set(may_differ)
+    differ = [
+        f"{k}: checkpoint {saved.get(k)!r} vs asked {asked.get(k)!r}"
+        for k in sorted(set(saved) | set(asked))
+        if k not in may_differ and saved.get(k) != asked.get(k)
+    ]
+    if differ:
+        raise ValueError(
+            f"cannot resume with a different configuration ({'; '.join(differ)}); only "
+            f"{', '.join(sorted(may_differ))} may differ: resume with the checkpoint's settings "
+            "or start a new run in another directory"
+        )
 
 
 def rng_state() -> dict[str, Any]:

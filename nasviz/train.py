@@ -398,19 +398,9 @@ class Retrainer:
             self.model.drop_path_prob = self.drop_path_prob(self.epoch - 1)
 
     def _check_compatible(self, state: dict[str, Any]) -> None:
-        saved, now = state.get("config", {}), self.config.to_dict()
-        differ = [
-            f"{k} (checkpoint {saved.get(k)!r}, now {now.get(k)!r})"
-            for k in sorted(set(saved) | set(now))
-            if k not in RESUME_MAY_DIFFER and saved.get(k) != now.get(k)
-        ]
-        if differ:
-            raise ValueError(
-                "cannot resume: the config differs from the checkpoint's in "
-                + "; ".join(differ)
-                + f" (only {', '.join(RESUME_MAY_DIFFER)} may differ); "
-                "resume with the checkpoint's config or start a new run in another directory"
-            )
+        checkpoint.check_resume_config(
+            state.get("config", {}), self.config.to_dict(), RESUME_MAY_DIFFER
+        )
         if Genotype.from_dict(state["genotype"]) != self.genotype:
             raise ValueError(
                 "cannot resume: the genotype differs from the checkpoint's; "

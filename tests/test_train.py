@@ -190,7 +190,7 @@ def test_resume_of_a_finished_run_returns_its_result(tmp_path):
 def test_resume_with_a_different_config_names_the_fields(tmp_path):
     cfg = tiny(epochs=1)
     retrain("darts_v2", cfg, tmp_path, progress=False)
-    with pytest.raises(ValueError, match=r"lr .*batch_size|batch_size.*lr "):
+    with pytest.raises(ValueError, match=r"batch_size: checkpoint .*; lr: checkpoint "):
         retrain(
             "darts_v2", cfg.replace(lr=0.1, batch_size=16), tmp_path, resume=True, progress=False
         )

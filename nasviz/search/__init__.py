@@ -48,7 +48,7 @@ def create_search(
         state = checkpoint.load(ckpt, kind="search")
         saved = SearchConfig.from_dict(state["config"])
         if config is not None:
-            _check_resume_config(saved, config)
+            checkpoint.check_resume_config(state["config"], config.to_dict(), _RESUME_FREE)
         config = saved.replace(device=device or (config.device if config else None))
     elif config is None:
         raise ValueError("a config is needed unless resuming")
@@ -66,14 +66,6 @@ def create_search(
 
 
 _RESUME_FREE = {"device", "data_root", "download", "log_every"}
-
-
-def _check_resume_config(saved: SearchConfig, asked: SearchConfig) -> None:
-    a, b = saved.to_dict(), asked.to_dict()
-    diff = sorted(k for k in a if k not in _RESUME_FREE and a[k] != b.get(k))
-    if diff:
-        detail = ", ".join(f"{k}: checkpoint {a[k]!r} vs asked {b.get(k)!r}" for k in diff)
-        raise ValueError(f"cannot resume with a different configuration ({detail})")
 
 
 def run_search(
