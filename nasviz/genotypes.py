@@ -19,7 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from nasviz import architectures
 
 #: The DARTS operation space, in alpha-column order (PAPERS.md).
 PRIMITIVES: tuple[str, ...] = (
@@ -41,9 +43,12 @@ CELL_TYPES: tuple[str, ...] = ("normal", "reduce")
 Edge = tuple[str, int]
 
 
+@architectures.register
 @dataclass(frozen=True)
 class Genotype:
     """A normal and a reduction cell as lists of ``(op, input)`` edges, plus their output concat."""
+
+    kind: ClassVar[str] = "darts"
 
     normal: tuple[Edge, ...]
     normal_concat: tuple[int, ...]
@@ -84,6 +89,7 @@ class Genotype:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict in the DARTS format (plus ``edge_all`` when set)."""
         d: dict[str, Any] = {
+            "kind": self.kind,
             "normal": [list(e) for e in self.normal],
             "normal_concat": list(self.normal_concat),
             "reduce": [list(e) for e in self.reduce],
@@ -98,6 +104,10 @@ class Genotype:
         """Build and validate a genotype from the JSON format; errors name the bad part."""
         if not isinstance(d, dict):
             raise ValueError(f"a genotype must be a JSON object, got {type(d).__name__}")
+        if d.get("kind", cls.kind) != cls.kind:
+            raise ValueError(
+                f"this is a {d.get('kind')!r} architecture, not a DARTS genotype (kind 'darts')"
+            )
         missing = [k for k in ("normal", "normal_concat", "reduce", "reduce_concat") if k not in d]
         if missing:
             raise ValueError(f"genotype is missing the key(s) {missing}")
@@ -125,12 +135,57 @@ class Genotype:
         validate(g, allowed_ops=allowed_ops)
         return g
 
+    def validate(self) -> None:
+        """Raise ValueError naming the bad op, input index or node."""
+        validate(self)
+
+    def build_network(
+        self,
+        *,
+        num_classes: int,
+        in_channels: int = 3,
+        image_size: int = 32,
+        C: int | None = None,
+        layers: int | None = None,
+        auxiliary: bool = True,
+    ) -> Any:
+        """The DARTS evaluation network: ImageNet stems at >= 128 px, else the CIFAR stem.
+
+        ``C`` = initial channels (default 36 on CIFAR, 48 on ImageNet), ``layers`` = cells (20 / 14).
+        """
+        from nasviz.models import NetworkCIFAR, NetworkImageNet
+
+        if image_size >= 128:
+            return NetworkImageNet(C or 48, num_classes, layers or 14, auxiliary, self, in_channels)
+        return NetworkCIFAR(C or 36, num_classes, layers or 20, auxiliary, self, in_channels)
+
+    def reference_networks(self) -> list[tuple[str, Any, tuple[int, ...]]]:
+        """The networks `nasviz info` reports: the CIFAR-10 evaluation config (C=36, 20 cells)."""
+        net = self.build_network(num_classes=10, image_size=32)
+        return [("CIFAR-10 eval config (C=36, 20 cells, 10 classes)", net, (1, 3, 32, 32))]
+
+    def graph(self, title: str | None = None) -> Any:
+        """Both cells drawn with graphviz."""
+        from nasviz.viz.cells import genotype_graph
+
+        return genotype_graph(self, title=title)
+
+    @classmethod
+    def builtin_names(cls) -> list[str]:
+        """Names of the published DARTS-space genotypes."""
+        return names()
+
+    @classmethod
+    def builtin(cls, name: str) -> Genotype | None:
+        """A published genotype by name, or None if the name is not one."""
+        try:
+            return get(name)
+        except ValueError:
+            return None
+
     def save(self, path: str | Path) -> Path:
-        """Write the genotype as JSON."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        """Write the genotype as JSON (atomically)."""
+        return architectures.save(self, path)
 
     @classmethod
     def load(cls, path: str | Path, *, allowed_ops: Iterable[str] | None = None) -> Genotype:

@@ -31,10 +31,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz import checkpoint, loop
+from nasviz import architectures, checkpoint, loop
+from nasviz.architectures import Architecture
 from nasviz.data import DeviceLoader, ImageDataset, known_datasets, load_dataset
-from nasviz.genotypes import Genotype, resolve, validate
-from nasviz.models import NetworkCIFAR
 from nasviz.resources import count_parameters, peak_memory_mb, reset_peak_memory
 
 CHECKPOINT = "checkpoint.pt"
@@ -171,7 +170,7 @@ def retrain_preset(name: str = "quick", **overrides: Any) -> RetrainConfig:
 class RetrainResult:
     """A finished retraining: final test figures, per-epoch metrics, where it is saved."""
 
-    genotype: Genotype
+    genotype: Architecture
     config: RetrainConfig
     metrics: list[dict[str, Any]]
     test_acc: float
@@ -188,15 +187,15 @@ class Retrainer:
 
     def __init__(
         self,
-        genotype: Genotype | str | Path,
+        genotype: Architecture | str | Path,
         config: RetrainConfig,
         out: str | Path | None = None,
         *,
         train_data: ImageDataset | None = None,
         test_data: ImageDataset | None = None,
     ):
-        self.genotype = resolve(genotype)
-        validate(self.genotype)  # a Genotype built in code has not been validated yet
+        self.genotype = architectures.resolve(genotype)  # any kind: DARTS, NASNet, Cream
+        self.genotype.validate()  # an architecture built in code has not been validated yet
         config.validate()  # fields may have been changed after construction
         self.config = config
         self.out = Path(out) if out is not None else None
@@ -242,16 +241,12 @@ class Retrainer:
         )
         self.test_loader = DeviceLoader(test_data, 2 * cfg.batch_size, train=False, **kw)
 
-    def _build_model(self) -> NetworkCIFAR:
+    def _build_model(self) -> nn.Module:
         cfg, info = self.config, self.info
-        model = NetworkCIFAR(
-            cfg.C,
-            info.num_classes,
-            cfg.layers,
-            cfg.auxiliary,
-            self.genotype,
-            in_channels=info.in_channels,
-        )
+        model = self.genotype.build_network(
+            num_classes=info.num_classes, in_channels=info.in_channels,
+            image_size=info.image_size, C=cfg.C, layers=cfg.layers, auxiliary=cfg.auxiliary,
+        )  # fmt: skip
         model = model.to(self.device)
         if cfg.channels_last and self._cuda:
             model = model.to(memory_format=torch.channels_last)
@@ -401,7 +396,7 @@ class Retrainer:
         checkpoint.check_resume_config(
             state.get("config", {}), self.config.to_dict(), RESUME_MAY_DIFFER
         )
-        if Genotype.from_dict(state["genotype"]) != self.genotype:
+        if architectures.from_dict(state["genotype"]) != self.genotype:
             raise ValueError(
                 "cannot resume: the genotype differs from the checkpoint's; "
                 "resume with the same genotype or start a new run in another directory"
@@ -449,7 +444,7 @@ def _write_json(obj: Any, path: Path) -> None:
 
 
 def retrain(
-    genotype: Genotype | str | Path,
+    genotype: Architecture | str | Path,
     config: RetrainConfig | str = "quick",
     out: str | Path | None = None,
     *,

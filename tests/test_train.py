@@ -95,7 +95,7 @@ def test_unknown_op_in_genotype_is_rejected():
     )
     with pytest.raises(ValueError, match="conv_9x9"):
         Retrainer(bad, tiny())
-    with pytest.raises(ValueError, match="unknown genotype"):
+    with pytest.raises(ValueError, match="unknown architecture 'no_such_genotype'"):
         Retrainer("no_such_genotype", tiny())
 
 
