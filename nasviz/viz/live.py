@@ -4,9 +4,12 @@
     run_search(..., history=history)
     live.finish()                        # final redraw, detach
 
-Each redraw renders the chosen figures (see ``nasviz.viz.evolution.available_plots``) to PNG and
-replaces the content of a single ``IPython.display`` handle (or of an ``ipywidgets.Output``
-passed as ``output``), so the notebook does not grow by one output per epoch. Outside IPython,
+Plots are chosen by the names of ``nasviz.viz.evolution.available_plots`` ('curves', 'entropy',
+'stability', 'extra', a group's evolution 'alpha_normal' or heatmap 'heatmap_alpha_normal') or
+by group name ('alpha/normal'); by default the evolution of the first groups and the curves.
+Each redraw renders the chosen figures to PNG and replaces the content of a single
+``IPython.display`` handle (or of an ``ipywidgets.Output`` passed as ``output``), so the
+notebook does not grow by one output per epoch. Outside IPython,
 with no ``output`` widget, the object does nothing at all.
 """
 
@@ -21,9 +24,7 @@ from typing import Any
 from nasviz.history import Record, SearchHistory
 from nasviz.viz import evolution
 
-DEFAULT_PLOTS = ("alpha_normal", "alpha_reduce", "curves", "beta_normal", "beta_reduce")
-_FIXED_NAMES = {"curves", "entropy", "stability", "extra"}
-_PER_CELL_PREFIXES = ("alpha_", "heatmap_", "beta_")
+MAX_DEFAULT_GROUPS = 4  # default selection: the first groups' evolution plots, and the curves
 
 
 def _in_ipython() -> bool:
@@ -35,14 +36,36 @@ def _in_ipython() -> bool:
     return get_ipython() is not None
 
 
-def _check_names(plots: list[str]) -> None:
-    """ValueError naming a plot that available_plots could never offer."""
+def plot_names(history: SearchHistory) -> dict[str, str]:
+    """Every name a live plot may be asked by -> its `available_plots` name, for this history.
+
+    The fixed plots, each declared group's evolution and heatmap plot names, the group names
+    themselves (-> their evolution plot) and the old per-cell names ('heatmap_normal').
+    """
+    names = {n: n for n in evolution.FIXED_PLOTS}
+    for group in history.group_names():
+        evolve, heat = evolution.group_plot_names(group)
+        names.update({evolve: evolve, heat: heat, group: evolve})
+    for cell in history.cell_types():  # old name of the alpha heatmap
+        names.setdefault(f"heatmap_{cell}", evolution.group_plot_names(f"alpha/{cell}")[1])
+    return names
+
+
+def default_plots(history: SearchHistory) -> list[str]:
+    """The first two groups' evolution, the curves, then up to two more groups' evolution."""
+    evolve = [evolution.group_plot_names(g)[0] for g in history.group_names()]
+    evolve = evolve[:MAX_DEFAULT_GROUPS]
+    return evolve[:2] + ["curves"] + evolve[2:]
+
+
+def _check_names(plots: list[str], history: SearchHistory) -> None:
+    """ValueError naming a plot this history can never offer (checked once groups are declared)."""
+    if not history.groups:
+        return  # groups are declared with the first record; names are matched then
+    known = plot_names(history)
     for name in plots:
-        if name not in _FIXED_NAMES and not name.startswith(_PER_CELL_PREFIXES):
-            raise ValueError(
-                f"unknown live plot {name!r}; use {sorted(_FIXED_NAMES)} or "
-                f"alpha_<cell>, heatmap_<cell>, beta_<cell> (cell = normal or reduce)"
-            )
+        if name not in known:
+            raise ValueError(f"unknown live plot {name!r}; this history offers {sorted(known)}")
 
 
 def _png_tag(fig: Any, dpi: int) -> str:
@@ -67,7 +90,7 @@ class LivePlots:
         dpi: int = 72,
     ) -> None:
         if plots is not None:
-            _check_names(list(plots))
+            _check_names(list(plots), history)
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, got {min_interval}")
         self.history = history
@@ -129,8 +152,10 @@ class LivePlots:
     def selected(self) -> list[str]:
         """The plot names that will be drawn now, given what the history holds so far."""
         available = evolution.available_plots(self.history, self.kind)
-        wanted = self.plots if self.plots is not None else DEFAULT_PLOTS
-        return [name for name in wanted if name in available]
+        wanted = self.plots if self.plots is not None else default_plots(self.history)
+        aliases = plot_names(self.history)
+        chosen = [aliases.get(name, name) for name in wanted]
+        return list(dict.fromkeys(name for name in chosen if name in available))
 
     def to_html(self) -> str:
         """The current plots as one HTML fragment of inline PNGs (errors shown, not raised)."""
@@ -141,6 +166,10 @@ class LivePlots:
                 parts.append(_png_tag(available[name](), self.dpi))
             except Exception as exc:  # a plotting bug must never stop the search
                 parts.append(f"<pre>{name}: {html.escape(repr(exc))}</pre>")
+        if self.plots is not None and self.history.groups:
+            known = plot_names(self.history)
+            for name in (n for n in self.plots if n not in known):
+                parts.append(f"<pre>unknown live plot {html.escape(repr(name))}</pre>")
         if not parts:
             parts.append(f"<pre>waiting for data ({len(self.history.records)} records)</pre>")
         return "<div>" + "".join(parts) + "</div>"
