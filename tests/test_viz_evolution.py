@@ -1,4 +1,4 @@
-"""Tests for nasviz.viz.evolution: figure structure on a synthetic but realistic DARTS history."""
+"""Tests for nasviz.viz.evolution: every plot reads groups, for DARTS and controller-style runs."""
 
 from __future__ import annotations
 
@@ -11,13 +11,24 @@ import pytest
 
 from nasviz import genotypes
 from nasviz.genotypes import PRIMITIVES
-from nasviz.history import SearchHistory
+from nasviz.history import SearchHistory, darts_group_specs, darts_groups
 from nasviz.viz import evolution
 
 pytest.importorskip("matplotlib")
 
-N_NODES, EPOCHS = 4, 8
-EDGES = [(i, j + 2) for j in range(N_NODES) for i in range(j + 2)]  # 14 (input, node) pairs
+STEPS, EPOCHS = 4, 8
+PNG = b"\x89PNG\r\n\x1a\n"
+NASNET_OPS = [
+    "identity", "conv_1x3_3x1", "conv_1x7_7x1", "dil_conv_3x3", "avg_pool_3x3", "max_pool_3x3",
+    "max_pool_5x5", "max_pool_7x7", "conv_1x1", "conv_3x3", "sep_conv_3x3", "sep_conv_5x5",
+    "sep_conv_7x7",
+]  # fmt: skip
+OP_ROWS = [
+    "normal block 1 op a",
+    "normal block 1 op b",
+    "reduce block 1 op a",
+    "reduce block 1 op b",
+]
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -33,24 +44,24 @@ def _genotype_at(epoch: int) -> genotypes.Genotype:
 
 
 def make_history(*, betas: bool = True, extra: bool = True, epochs: int = EPOCHS) -> SearchHistory:
-    """14 edges x 8 ops softmaxed random walks, per-node normalized betas, genotypes, metrics."""
+    """A DARTS/PC-DARTS history: 14 x 8 softmax random walks, per-node betas, genotypes, metrics."""
     rng = np.random.default_rng(0)
-    history = SearchHistory(
-        method="pc_darts" if betas else "darts", ops=list(PRIMITIVES), edges=EDGES
-    )
-    logits = {c: np.zeros((len(EDGES), len(PRIMITIVES))) for c in ("normal", "reduce")}
-    beta_logits = {c: np.zeros(len(EDGES)) for c in ("normal", "reduce")}
+    history = SearchHistory(method="pc_darts" if betas else "darts")
+    history.declare_groups(darts_group_specs(PRIMITIVES, STEPS, betas=betas))
+    logits = {c: np.zeros((14, 8)) for c in ("normal", "reduce")}
+    beta_logits = {c: np.zeros(14) for c in ("normal", "reduce")}
     for epoch in range(epochs):
         for c in logits:
             logits[c] += rng.normal(0, 0.4, logits[c].shape)
-            beta_logits[c] += rng.normal(0, 0.3, len(EDGES))
-        beta_rows = {}
+            beta_logits[c] += rng.normal(0, 0.3, 14)
+        edge_weights = {}
         for c, b in beta_logits.items():
-            weights = np.zeros(len(EDGES))
-            for node in range(2, N_NODES + 2):
-                rows = [r for r, (_, dst) in enumerate(EDGES) if dst == node]
-                weights[rows] = _softmax(b[rows])
-            beta_rows[c] = weights
+            starts = np.cumsum([0] + [i + 2 for i in range(STEPS)])
+            edge_weights[c] = np.concatenate(
+                [_softmax(b[s:e]) for s, e in zip(starts[:-1], starts[1:], strict=True)]
+            )
+        probs = {c: _softmax(v) for c, v in logits.items()}
+        _, values = darts_groups(probs, edge_weights if betas else None, PRIMITIVES, STEPS)
         history.log(
             epoch,
             (epoch + 1) * 100,
@@ -60,17 +71,53 @@ def make_history(*, betas: bool = True, extra: bool = True, epochs: int = EPOCHS
                 "train_acc": 40 + 5 * epoch,
                 "val_acc": 38 + 4 * epoch,
             },
-            alphas={c: _softmax(v) for c, v in logits.items()},
-            betas=beta_rows if betas else None,
-            genotype=_genotype_at(epoch),
+            groups=values,
+            architecture=_genotype_at(epoch),
             extra={"temperature": 1.0 * 0.9**epoch, "board": {"a": 1}} if extra else None,
         )
     return history
 
 
-@pytest.fixture()
+def make_controller_history(epochs: int = 6) -> SearchHistory:
+    """A NASNet-controller-style history: no alphas; per-decision softmax groups, rewards."""
+    rng = np.random.default_rng(1)
+    history = SearchHistory(method="nasnet")
+    history.declare_group("op/block 1", OP_ROWS, NASNET_OPS, title="controller: op of block 1")
+    history.declare_group(
+        "input/block 1",
+        ["normal block 1 input a", "normal block 1 input b"],
+        ["h_{i-1}", "h_i"],
+        title="controller: inputs of block 1",
+    )
+    op_logits = np.zeros((4, 13))
+    in_logits = np.zeros((2, 2))
+    for epoch in range(epochs):
+        history.log(
+            epoch,
+            epoch * 8,
+            metrics={"val_acc": 0.3 + 0.05 * epoch},
+            groups={"op/block 1": _softmax(op_logits), "input/block 1": _softmax(in_logits)},
+            extra={"reward_mean": 0.3 + 0.05 * epoch, "reward_std": 0.1},
+        )
+        op_logits += rng.normal(0, 0.5, op_logits.shape)
+        op_logits[:, 10] += 0.6  # the controller learns to prefer sep_conv_3x3
+        in_logits += np.array([[1.0, 0.0], [0.0, 1.0]])
+    return history
+
+
+@pytest.fixture(scope="module")
 def history() -> SearchHistory:
     return make_history()
+
+
+@pytest.fixture(scope="module")
+def controller() -> SearchHistory:
+    return make_controller_history()
+
+
+def _choice_lines(ax, cols: list[str]) -> list:
+    """The lines of a panel that draw a choice (not the uniform reference)."""
+    return [line for line in ax.get_lines() if line.get_label() in cols]
 
 
 def test_import_needs_no_matplotlib() -> None:
@@ -79,90 +126,115 @@ def test_import_needs_no_matplotlib() -> None:
     assert out.stdout.strip() == "False"
 
 
+# ------------------------------------------------------------------------------ DARTS groups
+
+
 def test_alpha_evolution_has_one_panel_per_edge_and_one_line_per_op(history) -> None:
-    fig = evolution.plot_alpha_evolution(history, "normal")
+    fig = evolution.plot_group_evolution(history, "alpha/normal")
     assert len(fig.axes) == 14
-    for ax in fig.axes:
-        assert len(ax.get_lines()) == 8
-        lo, hi = ax.get_ylim()
-        assert (lo, hi) == (0.0, 1.0)
+    assert all(len(_choice_lines(ax, list(PRIMITIVES))) == 8 for ax in fig.axes)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[0] == "c_{k-2} → 0"
-    assert titles[1] == "c_{k-1} → 0"
-    assert titles[-1] == "2 → 3"
-    assert len(fig.legends) == 1
+    assert titles[:2] == ["c_{k-2} → 0", "c_{k-1} → 0"] and titles[-1] == "2 → 3"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(PRIMITIVES)
+    # panels are laid out one row per node: 2, 3, 4, 5 incoming edges
+    rows = [ax.get_subplotspec().rowspan.start for ax in fig.axes]
+    assert [rows.count(r) for r in range(4)] == [2, 3, 4, 5]
+    # the deprecated alias draws the same group
+    old = evolution.plot_alpha_evolution(history, "normal")
+    assert [ax.get_title() for ax in old.axes] == titles
 
 
-def test_alpha_colors_are_consistent_across_panels(history) -> None:
-    fig = evolution.plot_alpha_evolution(history, "reduce")
-    first = [line.get_color() for line in fig.axes[0].get_lines()]
-    assert all([line.get_color() for line in ax.get_lines()] == first for ax in fig.axes)
+def test_evolution_y_axis_follows_small_movements() -> None:
+    """Probabilities that move 0.125 -> 0.13 fill the panel; 'change' plots p - uniform."""
+    h = SearchHistory("darts")
+    h.declare_group("g", ["r"], ["a", "b"])
+    for epoch in range(4):
+        p = 0.5 + 0.005 * epoch
+        h.log(epoch, epoch, groups={"g": [[p, 1 - p]]})
+    ax = evolution.plot_group_evolution(h, "g").axes[0]
+    lo, hi = ax.get_ylim()
+    assert 0.45 < lo < 0.485 and 0.515 < hi < 0.55  # not 0..1
+    assert all(float(t).is_integer() for t in ax.get_xticks())  # integer epochs, integer ticks
+    ax = evolution.plot_group_evolution(h, "g", scale="change").axes[0]
+    np.testing.assert_allclose(_choice_lines(ax, ["a"])[0].get_ydata(), [0, 0.005, 0.01, 0.015])
+    assert evolution.plot_group_evolution(h, "g", scale="full").axes[0].get_ylim() == (0, 1)
+    with pytest.raises(ValueError, match="scale must be one of"):
+        evolution.plot_group_evolution(h, "g", scale="log")
+
+
+def test_op_colors_are_consistent_across_panels(history) -> None:
+    fig = evolution.plot_group_evolution(history, "alpha/reduce")
+    first = [line.get_color() for line in _choice_lines(fig.axes[0], list(PRIMITIVES))]
     assert len(set(first)) == 8
+    for ax in fig.axes:
+        assert [line.get_color() for line in _choice_lines(ax, list(PRIMITIVES))] == first
 
 
-def test_alpha_heatmap_is_annotated_and_labelled(history) -> None:
-    fig = evolution.plot_alpha_heatmap(history, "normal", epoch=3)
+def test_heatmap_is_annotated_and_labelled(history) -> None:
+    fig = evolution.plot_group_heatmap(history, "alpha/normal", epoch=3)
     ax = fig.axes[0]
     assert len(ax.texts) == 14 * 8
     assert [t.get_text() for t in ax.get_xticklabels()] == list(PRIMITIVES)
     assert ax.get_yticklabels()[0].get_text() == "c_{k-2} → 0"
-    expected = f"{history.alpha_series('normal')[1][3, 0, 0]:.2f}"
-    assert ax.texts[0].get_text() == expected
+    assert ax.texts[0].get_text() == f"{history.group_series('alpha/normal')[1][3, 0, 0]:.2f}"
     assert "epoch 3" in ax.get_title()
-
-
-def test_alpha_heatmap_unknown_epoch(history) -> None:
     with pytest.raises(ValueError, match="epoch 99"):
         evolution.plot_alpha_heatmap(history, epoch=99)
 
 
-def test_beta_evolution_has_one_panel_per_node(history) -> None:
+def test_beta_group_has_one_panel_per_node_and_skips_missing_inputs(history) -> None:
     fig = evolution.plot_beta_evolution(history, "normal")
     assert len(fig.axes) == 4
-    assert [len(ax.get_lines()) for ax in fig.axes] == [2, 3, 4, 5]
+    states = ["c_{k-2}", "c_{k-1}", "0", "1", "2"]
+    assert [len(_choice_lines(ax, states)) for ax in fig.axes] == [2, 3, 4, 5]
     assert fig.axes[0].get_title() == "node 0"
-    labels = [t.get_text() for t in fig.axes[3].get_legend().get_texts()]
-    assert labels == ["from c_{k-2}", "from c_{k-1}", "from 0", "from 1", "from 2"]
-
-
-def test_beta_evolution_without_betas_is_a_clear_error() -> None:
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == states
+    heat = evolution.plot_group_heatmap(history, "beta/normal").axes[0]
+    assert len(heat.texts) == 2 + 3 + 4 + 5  # NaN cells are blank, not annotated
     with pytest.raises(ValueError, match="no betas.*PC-DARTS"):
-        evolution.plot_beta_evolution(make_history(betas=False))
+        evolution.plot_beta_evolution(make_history(betas=False, epochs=2))
 
 
-def test_entropy_has_a_line_per_cell_and_the_uniform_reference(history) -> None:
+def test_entropy_is_normalized_per_group(history) -> None:
     fig = evolution.plot_entropy(history)
-    labels = [line.get_label() for line in fig.axes[0].get_lines()]
-    assert labels[:2] == ["normal (mean over edges)", "reduce (mean over edges)"]
-    assert "uniform: log(8)" in labels
-    y = fig.axes[0].get_lines()[0].get_ydata()
-    assert np.all(y <= np.log(8) + 1e-9)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["alpha/normal", "alpha/reduce", "beta/normal", "beta/reduce", "uniform"]
+    mean = ax.get_lines()[0].get_ydata()
+    _, probs = history.group_series("alpha/normal")
+    expected = (-(probs * np.log(probs)).sum(-1) / np.log(8)).mean(axis=1)
+    np.testing.assert_allclose(mean, expected)
+    assert ax.get_ylim()[1] > 1.0  # a line at 1 does not sit on the frame
 
 
-def test_node_changes_freeze_with_the_genotype(history) -> None:
-    changes = evolution.node_changes(history, "normal")
-    assert set(changes) == {0, 1, 2, 3}
-    assert all(not epochs or max(epochs) <= 4 for epochs in changes.values())
-    assert any(changes.values())
+def test_entropy_legend_lists_only_drawn_groups() -> None:
+    h = make_controller_history(epochs=2)
+    h.declare_group("fixed", ["only"], ["x"])  # one choice: nothing decided, nothing drawn
+    h.log(2, 16, groups={"fixed": [[1.0]]})
+    ax = evolution.plot_entropy(h, groups=["op/block 1", "fixed"]).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["op/block 1", "uniform"]
 
 
-def test_stability_plot_annotates_the_final_choice(history) -> None:
-    fig = evolution.plot_stability(history)
-    assert len(fig.axes) == 2
-    texts = [t.get_text() for t in fig.axes[0].texts]
-    assert len(texts) == 4
-    assert "sep_conv_3x3 ← c_{k-2}" in texts[0]
-    assert texts[0].startswith("stable from")
+def test_stability_marks_argmax_changes() -> None:
+    h = SearchHistory("darts")
+    h.declare_group("g", ["r0", "r1"], ["a", "b", "c"])
+    argmax = [(0, 1), (2, 1), (2, 1), (1, 1), (1, 0)]  # per epoch, (row 0, row 1)
+    for epoch, (a0, a1) in enumerate(argmax):
+        v = np.full((2, 3), 0.2)
+        v[0, a0] = v[1, a1] = 0.6
+        h.log(epoch, epoch, groups={"g": v})
+    assert evolution.row_changes(h, "g") == {"r0": [1.0, 3.0], "r1": [4.0]}
+    fig = evolution.plot_stability(h)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["r0", "r1"]
+    assert [t.get_text() for t in ax.texts] == ["b (since 3)", "a (since 4)"]
 
 
 def test_curves_skip_missing_metrics() -> None:
-    history = SearchHistory(method="darts")
+    h = SearchHistory(method="darts")
     for epoch in range(3):
-        history.log(
-            epoch, epoch, metrics={"train_loss": 1.0 / (epoch + 1), "val_acc": 50.0 + epoch}
-        )
-    fig = evolution.plot_curves(history)
+        h.log(epoch, epoch, metrics={"train_loss": 1.0 / (epoch + 1), "val_acc": 50.0 + epoch})
+    fig = evolution.plot_curves(h)
     assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy"]
     assert [line.get_label() for line in fig.axes[0].get_lines()] == ["train_loss"]
     with pytest.raises(ValueError, match="none of the metrics"):
@@ -172,51 +244,90 @@ def test_curves_skip_missing_metrics() -> None:
 def test_extra_plots_numeric_series_only(history) -> None:
     fig = evolution.plot_extra(history)
     assert [ax.get_title() for ax in fig.axes] == ["temperature"]
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(), 0.9 ** np.arange(EPOCHS))
     with pytest.raises(ValueError, match="board"):
         evolution.plot_extra(history, ["board"])
 
 
 def test_available_plots_follow_the_data(history) -> None:
-    plots = evolution.available_plots(history)
+    assert set(evolution.available_plots(history)) == {
+        "curves", "alpha_normal", "alpha_reduce", "beta_normal", "beta_reduce",
+        "heatmap_alpha_normal", "heatmap_alpha_reduce", "heatmap_beta_normal",
+        "heatmap_beta_reduce", "entropy", "stability", "extra",
+    }  # fmt: skip
+    bare = evolution.available_plots(make_history(betas=False, extra=False, epochs=2))
+    assert not any("beta" in name for name in bare) and "extra" not in bare
+    declared_only = SearchHistory("darts")
+    declared_only.declare_groups(darts_group_specs(PRIMITIVES, STEPS))
+    assert evolution.available_plots(declared_only) == {}  # nothing recorded yet
+
+
+# ------------------------------------------------------------------------------ no alphas at all
+
+
+def test_controller_history_every_plot(controller) -> None:
+    """A history with no alphas: every available plot draws it from its groups."""
+    plots = evolution.available_plots(controller)
     assert set(plots) == {
-        "curves",
-        "alpha_normal",
-        "alpha_reduce",
-        "heatmap_normal",
-        "heatmap_reduce",
-        "beta_normal",
-        "beta_reduce",
-        "entropy",
-        "stability",
-        "extra",
-    }
-    bare = evolution.available_plots(make_history(betas=False, extra=False))
-    assert not any(name.startswith("beta") for name in bare)
-    assert "extra" not in bare
-    assert plots["alpha_reduce"]().axes[0].get_title() == "c_{k-2} → 0"
+        "curves", "op_block_1", "input_block_1", "heatmap_op_block_1", "heatmap_input_block_1",
+        "entropy", "stability", "extra",
+    }  # fmt: skip
+    figs = {name: build() for name, build in plots.items()}
+    evolve = figs["op_block_1"]
+    assert [ax.get_title() for ax in evolve.axes] == OP_ROWS
+    assert all(len(_choice_lines(ax, NASNET_OPS)) == 13 for ax in evolve.axes)
+    assert len({line.get_color() for line in _choice_lines(evolve.axes[0], NASNET_OPS)}) == 13
+    assert [t.get_text() for t in evolve.legends[0].get_texts()] == NASNET_OPS
+    heat = figs["heatmap_op_block_1"].axes[0]
+    assert len(heat.texts) == 4 * 13 and heat.get_yticklabels()[3].get_text() == OP_ROWS[3]
+    entropy_lines = figs["entropy"].axes[0].get_lines()
+    assert entropy_lines[0].get_ydata()[0] == pytest.approx(1.0)  # uniform controller at start
+    assert entropy_lines[0].get_ydata()[-1] < 0.95
+    stability = figs["stability"]
+    assert len(stability.axes) == 2
+    assert [t.get_text() for t in stability.axes[0].get_yticklabels()] == OP_ROWS
+    assert [ax.get_title() for ax in figs["extra"].axes] == ["reward_mean", "reward_std"]
 
 
-def test_plot_run_writes_every_plot(tmp_path, history) -> None:
-    history.save(tmp_path / "history.json")
-    genotypes.get("darts_v2").save(tmp_path / "genotype.json")
+def test_plot_run_on_a_controller_history(tmp_path, controller, capsys) -> None:
+    controller.save(tmp_path / "history.json")
     paths = evolution.plot_run(tmp_path, dpi=40)
-    names = {p.name for p in paths}
-    expected = {f"{n}.png" for n in evolution.available_plots(history)}
-    assert expected <= names
-    assert all(p.parent == tmp_path / "plots" and p.stat().st_size > 0 for p in paths)
-    if "genotype_normal.png" not in names:  # only when Graphviz is installed
-        pytest.skip("dot not installed: cell PNGs skipped")
-    assert {"genotype_normal.png", "genotype_reduce.png"} <= names
+    expected = {f"{name}.png" for name in evolution.available_plots(controller)}
+    assert {p.name for p in paths} == expected  # no architecture recorded: none drawn
+    for p in paths:
+        assert p.parent == tmp_path / "plots"
+        assert p.read_bytes()[:8] == PNG and p.stat().st_size > 1000
 
 
-def test_plot_run_warns_without_dot(tmp_path, monkeypatch) -> None:
+def _tiny_history() -> SearchHistory:
+    """Two epochs of a 1 x 2 group with a DARTS genotype: plot_run in well under a second."""
+    h = SearchHistory("darts")
+    h.declare_group("g", ["r"], ["a", "b"])
+    for epoch in range(2):
+        h.log(epoch, epoch, groups={"g": [[0.5, 0.5]]}, architecture=_genotype_at(4))
+    return h
+
+
+def test_plot_run_draws_the_architecture(tmp_path) -> None:
     pytest.importorskip("graphviz")
-    history = make_history(epochs=2, betas=False, extra=False)
-    history.save(tmp_path / "run" / "history.json")
-    (tmp_path / "run" / "genotype.json").write_text(json.dumps(genotypes.get("darts_v2").to_dict()))
+    history = _tiny_history()
+    history.save(tmp_path / "history.json")
+    if evolution.shutil.which("dot") is None:
+        pytest.skip("Graphviz dot is not installed")
+    paths = evolution.plot_run(tmp_path, tmp_path / "out", dpi=30)
+    drawing = tmp_path / "out" / "architecture.png"
+    assert drawing in paths and drawing.read_bytes()[:8] == PNG
+    assert evolution.run_architecture(tmp_path, history) == genotypes.get("darts_v2")
+    (tmp_path / "genotype.json").write_text(json.dumps(genotypes.get("pc_darts").to_dict()))
+    assert evolution.run_architecture(tmp_path, history) == genotypes.get("pc_darts")
+
+
+def test_plot_run_without_dot_prints_a_note(tmp_path, monkeypatch, capsys) -> None:
+    _tiny_history().save(tmp_path / "run" / "history.json")
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    with pytest.warns(RuntimeWarning, match="apt-get install graphviz"):
-        paths = evolution.plot_run(tmp_path / "run", tmp_path / "out", dpi=30)
-    assert paths and not any(p.name.startswith("genotype") for p in paths)
+    paths = evolution.plot_run(tmp_path / "run", tmp_path / "out", dpi=30)
+    assert paths and not any(p.name.startswith("architecture") for p in paths)
+    err = capsys.readouterr().err
+    assert "architecture drawing skipped" in err and "apt-get install graphviz" in err
