@@ -89,7 +89,11 @@ def kind_class(kind: str) -> type:
     """The class of an architecture kind."""
     table = _ensure_kinds()
     if kind not in table:
-        raise ValueError(f"unknown architecture kind {kind!r}; kinds: {', '.join(table)}")
+        import difflib
+
+        close = difflib.get_close_matches(str(kind), list(table), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown architecture kind {kind!r}{hint}; kinds: {', '.join(table)}")
     return table[kind]
 
 
@@ -101,18 +105,11 @@ def from_dict(d: Any) -> Architecture:
 
 
 def load(path: str | Path) -> Architecture:
-    """Read and validate an architecture JSON file of any kind."""
+    """Read and validate an architecture JSON file of any kind (errors name the file)."""
+    from nasviz.io import read_json
+
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory, not an architecture JSON file")
-    if not path.is_file():
-        raise FileNotFoundError(f"architecture file {path} does not exist")
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"architecture file {path} is not UTF-8 text ({exc.reason})") from exc
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ValueError(f"architecture file {path} is not valid JSON: {exc}") from exc
+    data = read_json(path, "architecture file", max_bytes=1 << 20, max_depth=16)
     try:
         return from_dict(data)
     except (ValueError, RecursionError) as exc:

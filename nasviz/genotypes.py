@@ -10,11 +10,18 @@ Two forms exist:
   ``[node0_a, node0_b, node1_a, node1_b, ...]``;
 * the SNAS "edge-all" form (``edge_all=True``): every node keeps all of its 2+i incoming edges,
   each with its argmax op, ``none`` included (such edges vanish, and a node can disappear).
+
+A cell has at most `MAX_NODES` intermediate nodes. A genotype whose cell output no input reaches
+through a real op (every path crosses ``none``: `degenerate_cells`) is a valid file but builds a
+network whose cell outputs zeros; the evaluation networks refuse it unless
+``allow_degenerate=True``.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
+import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -22,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from nasviz import architectures
+from nasviz.io import read_json
 
 #: The DARTS operation space, in alpha-column order (PAPERS.md).
 PRIMITIVES: tuple[str, ...] = (
@@ -39,6 +47,13 @@ PRIMITIVES: tuple[str, ...] = (
 EXTRA_OPS: tuple[str, ...] = ("sep_conv_7x7", "conv_7x1_1x7")
 
 CELL_TYPES: tuple[str, ...] = ("normal", "reduce")
+
+#: The most intermediate nodes a cell may have (DARTS cells have 4, NASNet and AmoebaNet 5); a
+#: bound on what a file can ask for: an n-node cell's evaluation network grows with n^2.
+MAX_NODES = 8
+
+#: Genotype files are a few hundred bytes; larger ones are refused before parsing.
+MAX_FILE_BYTES = 1 << 20
 
 Edge = tuple[str, int]
 
@@ -82,9 +97,9 @@ class Genotype:
         """Number of intermediate nodes of ``cell``."""
         return len(self.nodes(cell))
 
-    def ops(self) -> set[str]:
-        """Every op name the genotype uses."""
-        return {op for cell in CELL_TYPES for op, _ in self.edges(cell)}
+    def removed_nodes(self, cell: str) -> set[int]:
+        """Intermediate nodes (0-based) of ``cell`` that no input reaches through a real op."""
+        return removed_nodes(self, cell)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict in the DARTS format (plus ``edge_all`` when set)."""
@@ -116,11 +131,18 @@ class Genotype:
             raw = d[cell]
             if not isinstance(raw, (list, tuple)) or not raw:
                 raise ValueError(f"genotype.{cell} must be a non-empty list of [op, input] pairs")
+            if len(raw) > MAX_EDGES:
+                raise ValueError(
+                    f"genotype.{cell} has {len(raw)} edges; a cell has at most "
+                    f"MAX_NODES={MAX_NODES} nodes ({MAX_EDGES} edges in the edge-all form)"
+                )
             for n, e in enumerate(raw):
                 if not isinstance(e, (list, tuple)) or len(e) != 2 or not isinstance(e[0], str):
-                    raise ValueError(f"genotype.{cell}[{n}] = {e!r} is not an [op, input] pair")
+                    raise ValueError(
+                        f"genotype.{cell}[{n}] = {_short(e)} is not an [op, input] pair"
+                    )
                 if isinstance(e[1], bool) or not isinstance(e[1], int):
-                    raise ValueError(f"genotype.{cell}[{n}] input {e[1]!r} is not an integer")
+                    raise ValueError(f"genotype.{cell}[{n}] input {_short(e[1])} is not an integer")
             edges[cell] = [tuple(e) for e in raw]
         edge_all = d.get("edge_all")
         if edge_all is None:
@@ -148,16 +170,19 @@ class Genotype:
         C: int | None = None,
         layers: int | None = None,
         auxiliary: bool = True,
+        allow_degenerate: bool = False,
     ) -> Any:
         """The DARTS evaluation network: ImageNet stems at >= 128 px, else the CIFAR stem.
 
         ``C`` = initial channels (default 36 on CIFAR, 48 on ImageNet), ``layers`` = cells (20 / 14).
+        A degenerate genotype (`degenerate_cells`) is refused unless ``allow_degenerate``.
         """
         from nasviz.models import NetworkCIFAR, NetworkImageNet
 
+        kw = dict(in_channels=in_channels, allow_degenerate=allow_degenerate)
         if image_size >= 128:
-            return NetworkImageNet(C or 48, num_classes, layers or 14, auxiliary, self, in_channels)
-        return NetworkCIFAR(C or 36, num_classes, layers or 20, auxiliary, self, in_channels)
+            return NetworkImageNet(C or 48, num_classes, layers or 14, auxiliary, self, **kw)
+        return NetworkCIFAR(C or 36, num_classes, layers or 20, auxiliary, self, **kw)
 
     def reference_networks(self) -> list[tuple[str, Any, tuple[int, ...]]]:
         """The networks `nasviz info` reports: the CIFAR-10 evaluation config (C=36, 20 cells)."""
@@ -189,18 +214,29 @@ class Genotype:
 
     @classmethod
     def load(cls, path: str | Path, *, allowed_ops: Iterable[str] | None = None) -> Genotype:
-        """Read and validate a genotype JSON file."""
+        """Read and validate a genotype JSON file (errors name the file and the bad part)."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"genotype file {path} does not exist")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"genotype file {path} is not valid JSON: {exc}") from exc
+        data = read_json(path, "genotype file", max_bytes=MAX_FILE_BYTES, max_depth=MAX_JSON_DEPTH)
         try:
             return cls.from_dict(data, allowed_ops=allowed_ops)
         except ValueError as exc:
             raise ValueError(f"genotype file {path}: {exc}") from exc
+
+
+#: Nesting a genotype or architecture file may have (a genotype needs 3: object, edges, pair).
+MAX_JSON_DEPTH = 16
+
+#: Edges of the largest allowed cell (edge-all form: node i has 2+i edges).
+MAX_EDGES = MAX_NODES * (MAX_NODES + 3) // 2
+
+
+def _short(value: Any) -> str:
+    """repr cut to a readable length, for error messages about values read from files."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()  # (keyword arguments need Python 3.12)
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxlevel = 60, 60, 6, 3
 
 
 def _check_cell(cell: str) -> None:
@@ -256,11 +292,19 @@ def validate(genotype: Genotype, *, allowed_ops: Iterable[str] | None = None) ->
     allowed = tuple(allowed_ops) if allowed_ops is not None else PRIMITIVES + EXTRA_OPS
     for cell in CELL_TYPES:
         nodes = group_nodes(genotype.edges(cell), genotype.edge_all)
+        if len(nodes) > MAX_NODES:
+            raise ValueError(
+                f"{cell} cell has {len(nodes)} nodes; at most MAX_NODES={MAX_NODES} are supported "
+                "(DARTS cells have 4, NASNet and AmoebaNet 5)"
+            )
         for i, node in enumerate(nodes):
             for op, inp in node:
                 if op not in allowed:
+                    close = difflib.get_close_matches(op, allowed, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise ValueError(
-                        f"{cell} cell, node {i}: unknown op {op!r}; allowed ops: {', '.join(allowed)}"
+                        f"{cell} cell, node {i}: unknown op {_short(op)}{hint}; "
+                        f"allowed ops: {', '.join(allowed)}"
                     )
                 if not 0 <= inp < i + 2:
                     raise ValueError(
@@ -279,6 +323,41 @@ def validate(genotype: Genotype, *, allowed_ops: Iterable[str] | None = None) ->
             raise ValueError(f"{cell}_concat repeats a state: {list(concat)}")
 
 
+def removed_nodes(genotype: Genotype, cell: str) -> set[int]:
+    """Intermediate nodes (0-based) that no cell input reaches through a real op.
+
+    A node is reached when one of its edges has an op other than ``none`` and reads a cell input
+    (state 0 or 1) or a reached node; the others output zeros whatever the input.
+    """
+    removed: set[int] = set()
+    for i, node in enumerate(genotype.nodes(cell)):
+        if not any(op != "none" and not (j >= 2 and j - 2 in removed) for op, j in node):
+            removed.add(i)
+    return removed
+
+
+def degenerate_cells(genotype: Genotype) -> list[str]:
+    """The cells whose output no input reaches through a real op (their output is all zeros)."""
+    bad = []
+    for cell in CELL_TYPES:
+        removed = removed_nodes(genotype, cell)
+        if not any(j >= 2 and j - 2 not in removed for j in genotype.concat(cell)):
+            bad.append(cell)
+    return bad
+
+
+def check_not_degenerate(genotype: Genotype) -> None:
+    """Raise ValueError naming each cell whose output no input reaches through a real op."""
+    bad = degenerate_cells(genotype)
+    if bad:
+        cells = " and ".join(f"the {c} cell" for c in bad)
+        raise ValueError(
+            f"degenerate genotype: {cells} outputs zeros whatever the input (no path from "
+            "c_k-2 or c_k-1 to a concatenated node through an op other than 'none'); such a "
+            "network cannot learn: pass allow_degenerate=True to build it anyway"
+        )
+
+
 # --------------------------------------------------------------------------------------------
 # Published genotypes (../shared/reference/published_genotypes.json, shipped with the package)
 
@@ -287,7 +366,6 @@ _ALIASES = {
     "pc_darts": "PC_DARTS_cifar",
     "pcdarts": "PC_DARTS_cifar",
     "pc_darts_imagenet": "PC_DARTS_image",
-    "nasnet_a": "NASNet",
 }
 
 
@@ -312,9 +390,11 @@ def get(name: str) -> Genotype:
     key = _normalize(name)
     key = _normalize(_ALIASES.get(key, key))
     if key not in by_key:
+        close = difflib.get_close_matches(key, [*by_key, *_ALIASES], n=3)
+        hint = f"; did you mean {', '.join(by_key.get(c, c) for c in close)}?" if close else ""
         raise ValueError(
-            f"unknown genotype {name!r}; built-in genotypes: {', '.join(table)} "
-            f"(aliases: {', '.join(_ALIASES)}), or pass a genotype JSON file"
+            f"unknown genotype {_short(name)}{hint} (built-in genotypes: {', '.join(table)}; "
+            f"aliases: {', '.join(_ALIASES)}; or pass a genotype JSON file)"
         )
     real = by_key[key]
     d = dict(table[real])

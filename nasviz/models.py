@@ -2,6 +2,9 @@
 
 `NetworkCIFAR(36, 10, 20, True, get("darts_v2"))` is the DARTS evaluation network: 3,349,342
 parameters without the auxiliary head, exactly as the official code counts them.
+
+Both networks validate their genotype and refuse a degenerate one (a cell whose output no input
+reaches through a real op, `nasviz.genotypes.degenerate_cells`) unless ``allow_degenerate=True``.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz.genotypes import Genotype, resolve
+from nasviz.genotypes import Genotype, check_not_degenerate, resolve
 from nasviz.spaces.operations import FactorizedReduce, Identity, ReLUConvBN, make_op
 
 
@@ -76,6 +79,15 @@ class Cell(nn.Module):
                 node = torch.zeros_like(ref)
             states.append(node)
         return torch.cat([states[i] for i in self.concat], dim=1)
+
+
+def _checked(genotype: Genotype | str, allow_degenerate: bool) -> Genotype:
+    """Resolve and validate a genotype before any layer is built (size, ops, degeneracy)."""
+    genotype = resolve(genotype)
+    genotype.validate()  # a Genotype made in code has not been validated yet
+    if not allow_degenerate:
+        check_not_degenerate(genotype)
+    return genotype
 
 
 class AuxiliaryHeadCIFAR(nn.Module):
@@ -188,9 +200,11 @@ class NetworkCIFAR(_Network):
         genotype: Genotype | str,
         in_channels: int = 3,
         stem_multiplier: int = 3,
+        *,
+        allow_degenerate: bool = False,
     ):
         super().__init__()
-        genotype = resolve(genotype)
+        genotype = _checked(genotype, allow_degenerate)
         self.genotype = genotype
         C_stem = stem_multiplier * C
         self.stem = nn.Sequential(
@@ -215,9 +229,11 @@ class NetworkImageNet(_Network):
         auxiliary: bool,
         genotype: Genotype | str,
         in_channels: int = 3,
+        *,
+        allow_degenerate: bool = False,
     ):
         super().__init__()
-        genotype = resolve(genotype)
+        genotype = _checked(genotype, allow_degenerate)
         self.genotype = genotype
         self.stem0 = nn.Sequential(
             nn.Conv2d(in_channels, C // 2, 3, stride=2, padding=1, bias=False),

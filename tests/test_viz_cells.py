@@ -82,7 +82,7 @@ def test_removed_propagates_through_dead_inputs() -> None:
 
 @needs_dot
 def test_nasnet_reduce_links_only_the_concat_states() -> None:
-    genotype = genotypes.get("nasnet_a")
+    genotype = genotypes.get("NASNet")
     assert genotype.reduce_concat == (4, 5, 6)
     graph = cells.cell_graph(genotype, "reduce")
     links = re.findall(r"(\w+) -> out", graph.source)
