@@ -7,20 +7,28 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from nasviz.history import SearchHistory
+from nasviz.history import SearchHistory, darts_group_specs, darts_groups
 from nasviz.viz import live
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("IPython")
 
-EDGES = [(0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]  # a 2-node cell keeps the test fast
+STEPS = 2  # a 2-node cell (5 edges) keeps the test fast
 OPS = ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"]
+
+
+def _history() -> SearchHistory:
+    """A DARTS history with its groups declared up front, as the search engine does."""
+    history = SearchHistory(method="darts")
+    history.declare_groups(darts_group_specs(OPS, STEPS))
+    return history
 
 
 def _log(history: SearchHistory, epoch: int) -> None:
     rng = np.random.default_rng(epoch)
-    probs = {c: rng.dirichlet(np.ones(len(OPS)), size=len(EDGES)) for c in ("normal", "reduce")}
-    history.log(epoch, epoch, metrics={"train_loss": 1.0 / (epoch + 1)}, alphas=probs)
+    probs = {c: rng.dirichlet(np.ones(len(OPS)), size=5) for c in ("normal", "reduce")}
+    _, groups = darts_groups(probs, None, OPS, STEPS)
+    history.log(epoch, epoch, metrics={"train_loss": 1.0 / (epoch + 1)}, groups=groups)
 
 
 class FakeHandle:
@@ -75,7 +83,7 @@ def displayed(monkeypatch) -> tuple[list[dict], FakeHandle]:
 
 def test_redraws_are_throttled_and_reuse_one_handle(clock, displayed) -> None:
     calls, handle = displayed
-    history = SearchHistory(method="darts", ops=OPS, edges=EDGES)
+    history = _history()
     plots = live.LivePlots(history, ["alpha_normal", "curves"], min_interval=2.0).attach()
     for epoch in range(10):  # 0.5 s per epoch: a redraw every 4 epochs
         _log(history, epoch)
@@ -94,7 +102,7 @@ def test_redraws_are_throttled_and_reuse_one_handle(clock, displayed) -> None:
 
 
 def test_default_plots_follow_the_data(clock, displayed) -> None:
-    history = SearchHistory(method="darts", ops=OPS, edges=EDGES)
+    history = _history()
     plots = live.LivePlots(history)
     assert plots.selected() == []
     assert "waiting for data" in plots.to_html()
@@ -104,7 +112,7 @@ def test_default_plots_follow_the_data(clock, displayed) -> None:
 
 def test_output_widget_mode(clock, displayed) -> None:
     calls, _ = displayed
-    history = SearchHistory(method="darts", ops=OPS, edges=EDGES)
+    history = _history()
     out = FakeOutput()
     plots = live.LivePlots(history, ["curves"], min_interval=0, output=out)
     history.add_callback(plots)
@@ -116,7 +124,7 @@ def test_output_widget_mode(clock, displayed) -> None:
 
 def test_outside_ipython_it_is_a_no_op(monkeypatch) -> None:
     monkeypatch.setattr(live, "_in_ipython", lambda: False)
-    history = SearchHistory(method="darts", ops=OPS, edges=EDGES)
+    history = _history()
     plots = live.LivePlots(history).attach()
     _log(history, 0)
     plots.finish()
@@ -125,7 +133,7 @@ def test_outside_ipython_it_is_a_no_op(monkeypatch) -> None:
 
 def test_plot_errors_do_not_stop_the_search(clock, displayed, monkeypatch) -> None:
     _, handle = displayed
-    history = SearchHistory(method="darts", ops=OPS, edges=EDGES)
+    history = _history()
     live.LivePlots(history, ["curves"], min_interval=0).attach()
 
     def broken(*args: object, **kwargs: object) -> None:
@@ -138,5 +146,32 @@ def test_plot_errors_do_not_stop_the_search(clock, displayed, monkeypatch) -> No
 
 
 def test_unknown_plot_name() -> None:
-    with pytest.raises(ValueError, match="unknown live plot 'alphas'"):
-        live.LivePlots(SearchHistory(method="darts"), ["alphas"])
+    with pytest.raises(ValueError, match="unknown live plot 'alphas'.*alpha_normal"):
+        live.LivePlots(_history(), ["alphas"])
+
+
+def test_names_checked_once_groups_exist(clock, displayed) -> None:
+    history = SearchHistory(method="nasnet")  # groups declared with the first record
+    plots = live.LivePlots(history, ["curves", "op_typo"], min_interval=0)
+    history.declare_group("op/block 1", ["normal block 1 op a"], ["identity", "sep_conv_3x3"])
+    history.log(0, 0, metrics={"train_loss": 1.0}, groups={"op/block 1": [[0.5, 0.5]]})
+    assert plots.selected() == ["curves"]
+    assert "unknown live plot &#x27;op_typo&#x27;" in plots.to_html()
+
+
+def test_plot_aliases(clock, displayed) -> None:
+    history = _history()
+    _log(history, 0)
+    plots = live.LivePlots(history, ["alpha/reduce", "heatmap_normal", "alpha_reduce"])
+    assert plots.selected() == ["alpha_reduce", "heatmap_alpha_normal"]
+
+
+def test_default_plots_of_a_controller_history(clock, displayed) -> None:
+    history = SearchHistory(method="nasnet")
+    for g in ("op/block 1", "op/block 2", "input/block 1", "input/block 2", "combine/block 1"):
+        history.declare_group(g, ["normal", "reduce"], ["a", "b"])
+    history.log(0, 0, metrics={"val_acc": 0.5}, groups={"op/block 1": np.full((2, 2), 0.5)})
+    assert live.default_plots(history) == [
+        "op_block_1", "op_block_2", "curves", "input_block_1", "input_block_2"
+    ]  # fmt: skip
+    assert live.LivePlots(history).selected() == ["op_block_1", "curves"]  # those with data
