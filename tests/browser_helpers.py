@@ -176,7 +176,9 @@ def _wait_for_server(server: LabServer, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited ({server.proc.returncode}):\n{server.log_tail()}")
+            raise RuntimeError(
+                f"JupyterLab exited ({server.proc.returncode}):\n{server.log_tail()}"
+            )
         with contextlib.suppress(OSError):
             server.api("/api/status")
             return
@@ -447,7 +449,9 @@ def main(argv: list[str] | None = None) -> int:
                 report = run_notebook(page, server, name, args.timeout, args.out, args.click_panel)
                 server.shutdown_kernels()
                 failed += bool(report.problems)
-                status = "finished" if report.finished else f"did not finish in {args.timeout:.0f} s"
+                status = (
+                    "finished" if report.finished else f"did not finish in {args.timeout:.0f} s"
+                )
                 line = {
                     "notebook": name, "mode": args.mode, "threads": threads,
                     "run_all_s": round(report.run_all_s, 1), "status": status,

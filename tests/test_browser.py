@@ -17,9 +17,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
-
 import browser_helpers as bh
+import pytest
 
 pytestmark = pytest.mark.browser
 
@@ -67,10 +66,14 @@ def test_checks_catch_what_a_student_would_see(lab, tmp_path: Path) -> None:
             "class W:\n    def __repr__(self):\n        return 'VBox(children=(HTML(value=1),))'\n"
             "display(W())\n"
             "display({'image/png': 'AAAA'}, raw=True)  # not a PNG: the image cannot load\n"
-            "display(SVG('<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"3000\" height=\"20\"/>'))"
+            'display(SVG(\'<svg xmlns="http://www.w3.org/2000/svg" width="3000" height="20"/>\'))'
         ),
     ]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, server.root / "_broken.ipynb")
     try:
         report = bh.run_notebook(page, server, "_broken.ipynb", 60)
