@@ -12,38 +12,44 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from nasviz import genotypes
+from nasviz import architectures
 
 
 def _search_parser(sub: argparse._SubParsersAction) -> None:
-    from nasviz.search.config import METHODS, PRESETS
+    from nasviz.search import registry
+    from nasviz.search.config import PRESETS
 
-    p = sub.add_parser("search", help="run a DARTS / PC-DARTS / SNAS search")
-    p.add_argument("method", choices=METHODS)
+    methods = registry.names()
+    listing = "; ".join(f"{m}: {registry.get(m).summary}" for m in methods)
+    p = sub.add_parser(
+        "search",
+        help=f"run a search ({', '.join(methods)})",
+        description=f"Run an architecture search. Methods: {listing}.",
+    )
+    p.add_argument("method", choices=methods, help="the search method (from the registry)")
     p.add_argument("--dataset", default=None, help="digits (embedded default) or cifar10")
     p.add_argument("--preset", default="quick", choices=PRESETS)
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
-    p.add_argument(
-        "--k", type=int, help="PC-DARTS partial channels: 1/K of the channels pass the mixed op"
-    )
-    p.add_argument("--no-edge-normalization", action="store_true", help="PC-DARTS without betas")
-    p.add_argument("--order", type=int, help="DARTS: 1 = first order, 2 = second order")
     p.add_argument("--seed", type=int)
-    p.add_argument("--log-every", type=int, help="also record the alphas every N steps")
+    p.add_argument("--log-every", type=int, help="also record the decisions every N steps")
     p.add_argument("--max-steps-per-epoch", type=int)
+    p.add_argument("--threads", type=int, help="CPU threads (default: the library's rule)")
     p.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 ...")
     p.add_argument("--data-root", default=None)
     p.add_argument(
         "--download", action="store_true", help="download CIFAR-10 into --data-root if missing"
     )
-    # SNAS
-    p.add_argument("--temperature", type=float, nargs=2, metavar=("START", "END"))
-    p.add_argument("--temperature-schedule", choices=("linear", "exponential"))
-    p.add_argument("--constraint", choices=("none", "mild", "moderate", "aggressive"))
-    p.add_argument("--resource-lambda", type=float)
-    p.add_argument("--penalty-form", choices=("log", "linear"))
+    seen: dict[str, str] = {}
+    for m in methods:  # each method's own flags, from its registry entry
+        group = p.add_argument_group(f"{registry.get(m).title} options")
+        for flag in registry.get(m).cli_flags:
+            if flag.flags[0] in seen:
+                continue
+            seen[flag.flags[0]] = m
+            group.add_argument(*flag.flags, dest=_dest(flag.flags[0]), **flag.kwargs)
     p.add_argument(
         "--out", required=True, help="run directory (history.json, genotype.json, checkpoint.pt)"
     )
@@ -51,6 +57,37 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue the run in --out from its checkpoint"
     )
     p.add_argument("--no-progress", action="store_true")
+
+
+def _dest(flag: str) -> str:
+    return "m_" + flag.lstrip("-").replace("-", "_")
+
+
+_COMMON_FLAGS = (
+    "dataset", "epochs", "batch_size", "seed", "log_every", "max_steps_per_epoch", "threads",
+    "device", "data_root",
+)  # fmt: skip
+
+
+def search_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields the command line sets: common flags and the method's registered flags."""
+    from nasviz.search import registry
+    from nasviz.search.config import ConfigError
+
+    given = {k: getattr(args, k) for k in _COMMON_FLAGS if getattr(args, k) is not None}
+    if args.download:
+        given["download"] = True
+    entry = registry.get(args.method)
+    own = {f.flags[0] for f in entry.cli_flags}
+    for m in registry.names():
+        for flag in registry.get(m).cli_flags:
+            value = getattr(args, _dest(flag.flags[0]), None)
+            if value is None or value is False:
+                continue
+            if flag.flags[0] not in own:
+                raise ConfigError(f"{flag.flags[0]} is a {m} option; {args.method} does not use it")
+            given.update(flag.config_values(value))
+    return given
 
 
 def _retrain_parser(sub: argparse._SubParsersAction) -> None:
@@ -82,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="parameters and FLOPs of a genotype at the CIFAR eval config")
     p.add_argument("--genotype", help="a built-in name or a genotype.json")
     p.add_argument("--list", action="store_true", help="list the built-in genotypes")
-    p.add_argument("--C", type=int, default=36)
-    p.add_argument("--layers", type=int, default=20)
+    p.add_argument("--C", type=int, default=None, help="width (default: the kind's paper configs)")
+    p.add_argument("--layers", type=int, default=None, help="depth (default: the paper configs)")
     p = sub.add_parser("plot", help="write every evolution plot of a run as PNG")
     p.add_argument("run_dir")
     p.add_argument("--out", default=None, help="default: RUN_DIR/plots")
@@ -91,59 +128,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from nasviz.models import NetworkCIFAR
-    from nasviz.resources import count_parameters
     from nasviz.search import create_search, preset
 
-    overrides = dict(
-        dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, k=args.k,
-        order=args.order, seed=args.seed, log_every=args.log_every,
-        max_steps_per_epoch=args.max_steps_per_epoch, device=args.device, data_root=args.data_root,
-        download=args.download or None, temperature_schedule=args.temperature_schedule,
-        constraint=args.constraint, resource_lambda=args.resource_lambda, penalty_form=args.penalty_form,
-    )  # fmt: skip
-    if args.no_edge_normalization:
-        overrides["edge_normalization"] = False
-    if args.temperature:
-        overrides["temperature_start"], overrides["temperature_end"] = args.temperature
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given = search_overrides(args)
     if args.resume:
         # Continue with the checkpoint's config; flags given now must agree with it.
         config = preset(args.method, args.preset, **given) if given.keys() - {"device"} else None
-        search = create_search(config, args.out, resume=True, device=args.device)
+        search = create_search(
+            config, args.out, resume=True, device=args.device, method=args.method
+        )
     else:
         search = create_search(preset(args.method, args.preset, **given), args.out)
     cfg = search.config
     print(
-        f"{cfg.method} search on {cfg.dataset} ({args.preset} preset) on {search.device}, out: {args.out}"
+        f"{cfg.method} search on {cfg.dataset} ({args.preset} preset) on {search.device} "
+        f"({search.threads} CPU threads), out: {args.out}"
     )
     if search.epoch:
         print(f"resuming after epoch {search.epoch} of {cfg.epochs}")
     result = search.run(progress=not args.no_progress)
-    last = result.history.last()
-    g = result.genotype
-    print("derived genotype:")
-    print(f"  normal: {list(g.normal)}  concat {list(g.normal_concat)}")
-    print(f"  reduce: {list(g.reduce)}  concat {list(g.reduce_concat)}")
-    if last and "val_acc" in last["metrics"]:
-        m = last["metrics"]
-        print(f"supernet validation accuracy: {m['val_acc']:.4f} (train {m['train_acc']:.4f})")
-        total = sum(r["metrics"].get("seconds", 0) for r in result.history.epochs())
-        print(
-            f"search time: {total:.1f} s ({total / max(1, len(result.history.epochs()) - 1):.1f} s/epoch)"
-        )
-    params = count_parameters(NetworkCIFAR(36, 10, 20, True, g))
-    print(
-        f"parameters at the CIFAR-10 eval config (C=36, 20 cells): {params:,} ({params / 1e6:.2f}M)"
-    )
+    _print_search_result(result)
     print(f"wrote {Path(args.out) / 'history.json'}, genotype.json, checkpoint.pt")
     return 0
+
+
+def _print_search_result(result: Any) -> None:
+    from nasviz.resources import count_parameters
+
+    arch = result.architecture
+    print(f"derived architecture ({arch.kind}):")
+    print(f"  {arch}")
+    last = result.history.last()
+    m = last["metrics"] if last else {}
+    if "val_acc" in m:
+        train = f" (train {m['train_acc']:.4f})" if "train_acc" in m else ""
+        print(f"validation accuracy: {m['val_acc']:.4f}{train}")
+    epochs = result.history.epochs()[1:]
+    total = sum(r["metrics"].get("seconds", 0) for r in epochs)
+    print(f"search time: {total:.1f} s ({total / max(1, len(epochs)):.1f} s/epoch)")
+    desc, net, _ = arch.reference_networks()[0]
+    params = count_parameters(net)
+    print(f"parameters at {desc}: {params:,} ({params / 1e6:.2f}M)")
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     from nasviz.train import retrain, retrain_preset
 
-    genotype = genotypes.resolve(args.genotype)
+    genotype = architectures.resolve(args.genotype)
     overrides = dict(
         dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         drop_path_prob=args.drop_path_prob, seed=args.seed, max_steps_per_epoch=args.max_steps_per_epoch,
@@ -158,18 +189,21 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from nasviz.models import NetworkCIFAR
     from nasviz.resources import cost_report
 
     if args.list or not args.genotype:
-        print("built-in genotypes: " + ", ".join(genotypes.names()))
+        for kind, names in architectures.names().items():
+            print(f"built-in {kind} architectures: " + ", ".join(names))
         return 0
-    g = genotypes.resolve(args.genotype)
-    model = NetworkCIFAR(args.C, 10, args.layers, True, g)
-    print(
-        f"genotype {args.genotype} at the CIFAR-10 eval config (C={args.C}, {args.layers} cells, 10 classes)"
-    )
-    print(cost_report(model, (1, 3, 32, 32)))
+    arch = architectures.resolve(args.genotype)
+    if args.C is not None or args.layers is not None:
+        net = arch.build_network(num_classes=10, image_size=32, C=args.C, layers=args.layers)
+        nets = [(f"C={args.C}, layers={args.layers}, 32x32, 10 classes", net, (1, 3, 32, 32))]
+    else:
+        nets = arch.reference_networks()
+    for desc, net, shape in nets:
+        print(f"{args.genotype} ({arch.kind}) at {desc}")
+        print(cost_report(net, shape))
     return 0
 
 
@@ -190,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     try:
         return handler(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as exc:
         print(f"nasviz {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,31 +1,54 @@
-"""Search methods. `run_search(preset("pc-darts", "quick"), out="runs/pc")` is the one-call entry."""
+"""Search methods. `run_search(preset("pc-darts", "quick"), out="runs/pc")` is the one-call entry.
+
+Layout: `base` (the loop every method shares), `registry` (name -> search, config, presets, CLI
+flags, widgets), `config` (shared config base, validation, presets), `supernet` (the DARTS
+family's shared supernet search), one module per method (`darts`, `pcdarts`, `snas`, ...).
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nasviz import checkpoint
-from nasviz.search.config import METHODS, PRESETS, SearchConfig, preset
-from nasviz.search.engine import CHECKPOINT, Search, SearchResult
+from nasviz.search import registry
+from nasviz.search.base import CHECKPOINT, DivergenceError, Search, SearchResult
+from nasviz.search.config import PRESETS, ConfigError, SearchConfig, preset
+
+#: Config fields that may differ between a checkpoint and the run resuming it (they change where
+#: the run happens or what it prints, not what it computes).
+RESUME_MAY_DIFFER = {"device", "data_root", "download", "log_every", "threads"}
 
 
 def search_class(method: str) -> type[Search]:
     """The Search subclass implementing ``method``."""
-    from nasviz.search.darts import DartsSearch
-    from nasviz.search.pcdarts import PCDartsSearch
+    return registry.get(method).search_class
 
-    classes: dict[str, type[Search]] = {"darts": DartsSearch, "pc-darts": PCDartsSearch}
-    try:
-        from nasviz.search.snas import SnasSearch
 
-        classes["snas"] = SnasSearch
-    except ImportError:  # pragma: no cover - SNAS lands in its own module
-        pass
-    if method not in classes:
-        raise ValueError(f"unknown search method {method!r}; methods: {', '.join(classes)}")
-    return classes[method]
+def config_class(method: str) -> type[SearchConfig]:
+    """The config dataclass of ``method``."""
+    return registry.get(method).config_class
+
+
+def load_config(d: dict[str, Any], method: str | None = None) -> SearchConfig:
+    """A config of the right method class from its stored dict (any config format)."""
+    name = d.get("method", method)
+    if name is None:
+        raise ConfigError("the stored config names no search method")
+    return config_class(name).from_dict(d)
+
+
+def _resume_state(out: Path, method: str | None) -> dict[str, Any]:
+    state = checkpoint.load(out / CHECKPOINT, kind="search")
+    saved = state.get("method") or state["config"].get("method")
+    if method is not None and saved != method:
+        raise ConfigError(
+            f"{out} holds a {saved} search, not {method}: resume it as "
+            f"`nasviz search {saved} ... --resume`, or start the {method} search in another directory"
+        )
+    return state
 
 
 def create_search(
@@ -34,21 +57,24 @@ def create_search(
     *,
     resume: bool = False,
     device: str | None = None,
+    method: str | None = None,
     **kw: Any,
 ) -> Search:
     """Build a search, refusing to overwrite an existing run unless resuming it.
 
-    On resume, ``config`` may be None (use the checkpoint's); otherwise it must match it.
+    On resume, ``config`` may be None (use the checkpoint's); otherwise it must match it. The
+    method of the checkpoint must equal ``method`` (or ``config``'s) when given.
     """
     ckpt = Path(out) / CHECKPOINT if out is not None else None
     state = None
     if resume:
         if ckpt is None:
             raise ValueError("resume needs an output directory holding checkpoint.pt")
-        state = checkpoint.load(ckpt, kind="search")
-        saved = SearchConfig.from_dict(state["config"])
+        asked = config.method if config is not None else method
+        state = _resume_state(Path(out), asked)
+        saved = load_config(state["config"], state.get("method"))
         if config is not None:
-            checkpoint.check_resume_config(state["config"], config.to_dict(), _RESUME_FREE)
+            checkpoint.check_resume_config(saved.to_dict(), config.to_dict(), RESUME_MAY_DIFFER)
         config = saved.replace(device=device or (config.device if config else None))
     elif config is None:
         raise ValueError("a config is needed unless resuming")
@@ -59,13 +85,12 @@ def create_search(
             f"{out} already holds a search ({CHECKPOINT}); pass --resume (resume=True) to continue it, "
             "or choose another output directory: nothing was overwritten"
         )
+    for text in config.warnings():
+        warnings.warn(text, UserWarning, stacklevel=2)
     search = search_class(config.method)(config, out, **kw)
     if state is not None:
         search.load_state_dict(state)
     return search
-
-
-_RESUME_FREE = {"device", "data_root", "download", "log_every"}
 
 
 def run_search(
@@ -83,13 +108,22 @@ def run_search(
     )
 
 
+def methods() -> list[str]:
+    """The registered search methods."""
+    return registry.names()
+
+
 __all__ = [
-    "METHODS",
     "PRESETS",
+    "ConfigError",
+    "DivergenceError",
     "Search",
     "SearchConfig",
     "SearchResult",
+    "config_class",
     "create_search",
+    "load_config",
+    "methods",
     "preset",
     "run_search",
     "search_class",

@@ -26,7 +26,7 @@ from nasviz.spaces.darts import SearchNetwork
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from nasviz.search.engine import Search
+    from nasviz.search.supernet import SupernetSearch as Search
 
 
 def one_hot_weights(

@@ -1,196 +1,277 @@
-"""Search configuration: one dataclass for the DARTS-family methods, with `paper` and `quick` presets.
+"""Search configs: a small shared base, one dataclass per method next to its search, validated fields.
 
-`paper` is each paper's published setting (PAPERS.md); `quick` runs the same code on the
-embedded 8x8 digits in a few minutes on 2 CPU cores. Notebooks and CI shrink further through
-`smoke`, which is `quick` with fewer epochs and steps (same code path).
+Every field is declared with `param` (default, allowed range or choices, help text). The base
+class checks each value's type, range and finiteness when a config is made, changed (`replace`)
+or read back (`from_dict`), and an unknown keyword gets a "did you mean" suggestion; every
+problem is a `ConfigError` (a ``ValueError``, also a ``TypeError`` for code that caught the
+dataclass's own error). A method's config subclasses `SearchConfig` and may add cross-field
+checks in ``check()``.
+
+Presets: each method registers ``paper`` (the paper's published setting), ``quick`` (the same
+code on the embedded 8x8 digits in a few minutes on 2 CPU cores) and ``smoke`` (quick cut to a
+few steps, for notebooks in CI); `preset(method, name, **overrides)` reads them from the registry.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar, Union
 
-METHODS: tuple[str, ...] = ("darts", "pc-darts", "snas")
 PRESETS: tuple[str, ...] = ("paper", "quick", "smoke")
-TEMPERATURE_SCHEDULES: tuple[str, ...] = ("linear", "exponential")
-PENALTY_FORMS: tuple[str, ...] = ("log", "linear")
-#: SNAS resource constraint -> resource_lambda for the log-form penalty. Our values, measured on the
-#: quick digits search (the paper's example 1.5e-3 is for its CIFAR-10 setting and loss scale).
-CONSTRAINTS: dict[str, float] = {"none": 0.0, "mild": 0.01, "moderate": 0.1, "aggressive": 1.0}
+
+#: Version of the config dict layout stored in checkpoints and histories. Version 1 (nasviz 0.1)
+#: was one flat dict for every DARTS-family method; it is read by dropping the other methods' fields.
+CONFIG_FORMAT = 2
+
+C = TypeVar("C", bound="SearchConfig")
+
+
+class ConfigError(ValueError, TypeError):
+    """A config value, field name or preset that is not allowed (the message says what is)."""
+
+
+def param(
+    default: Any,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_open: bool = False,
+    max_open: bool = False,
+    choices: Sequence[Any] | None = None,
+    help: str = "",
+) -> Any:
+    """A config field with its allowed values (checked by `SearchConfig.validate`)."""
+    meta = dict(min=min, max=max, min_open=min_open, max_open=max_open, choices=choices, help=help)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def suggest(name: str, options: Sequence[str]) -> str:
+    """' (did you mean X?)' for the closest of ``options``, or ''."""
+    close = difflib.get_close_matches(name, list(options), n=2, cutoff=0.6)
+    if not close and name.lower() in [o.lower() for o in options]:
+        close = [o for o in options if o.lower() == name.lower()]
+    return f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+
+
+def _allows_none(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType) and type(None) in typing.get_args(tp)
+
+
+def _base_type(tp: Any) -> Any:
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else tp
+    return tp
+
+
+def _check_type(name: str, value: Any, tp: Any) -> Any:
+    """``value`` converted to the field's type (int -> float, list -> tuple), or ConfigError."""
+    if value is None:
+        if _allows_none(tp):
+            return None
+        raise ConfigError(f"{name} must not be None")
+    base = _base_type(tp)
+    origin = typing.get_origin(base)
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}")
+        return value
+    if base is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{name} must be an integer, got {value!r}")
+        return value
+    if base is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{name} must be a number, got {value!r}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+        return value
+    if base is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}")
+        return value
+    if origin is tuple:
+        args = typing.get_args(base)
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ConfigError(f"{name} must be a pair of numbers, got {value!r}")
+        return tuple(
+            _check_type(f"{name}[{i}]", v, a)
+            for i, (v, a) in enumerate(zip(value, args, strict=True))
+        )
+    return value
+
+
+def _check_range(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+    if value is None:
+        return
+    if isinstance(value, tuple):
+        for i, v in enumerate(value):
+            _check_range(f"{name}[{i}]", v, meta)
+        return
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        hint = suggest(value, [str(c) for c in choices]) if isinstance(value, str) else ""
+        allowed = ", ".join(str(c) for c in choices)
+        raise ConfigError(f"{name}={value!r} is not allowed{hint}; allowed: {allowed}")
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and (value <= lo if meta.get("min_open") else value < lo):
+        op = ">" if meta.get("min_open") else ">="
+        raise ConfigError(f"{name} must be {op} {lo}, got {value!r}")
+    if hi is not None and (value >= hi if meta.get("max_open") else value > hi):
+        op = "<" if meta.get("max_open") else "<="
+        raise ConfigError(f"{name} must be {op} {hi}, got {value!r}")
+
+
+class _ConfigMeta(type):
+    """Checks keyword names before the dataclass ``__init__`` runs, to suggest the close name."""
+
+    def __call__(cls, *args: Any, **kw: Any) -> Any:
+        cls.check_names(kw)  # type: ignore[attr-defined]
+        return super().__call__(*args, **kw)
 
 
 @dataclass
-class SearchConfig:
-    """Every knob of a DARTS / PC-DARTS / SNAS search (defaults: DARTS paper)."""
+class SearchConfig(metaclass=_ConfigMeta):
+    """What every search shares: data, schedule, seed, device, precision, threads, logging."""
 
-    method: str = "darts"
-    dataset: str = "cifar10"
-    data_root: str = "data"
-    download: bool = False
-    train_portion: float = 0.5  # first half trains the weights, second half the architecture
-    # supernet
-    C: int = 16
-    layers: int = 8
-    steps: int = 4
-    # schedule
-    epochs: int = 50
-    batch_size: int = 64
-    max_steps_per_epoch: int | None = None  # cap for smoke runs; None = the whole split
-    # weights: SGD with cosine annealing
-    lr: float = 0.025
-    lr_min: float = 0.001
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
-    # architecture: Adam
-    arch_lr: float = 3e-4
-    arch_betas: tuple[float, float] = (0.5, 0.999)
-    arch_weight_decay: float = 1e-3
-    order: int = 1  # DARTS: 1 = first order, 2 = second order (unrolled)
-    warmup_epochs: int = 0  # architecture frozen for these first epochs (PC-DARTS: 15)
-    # PC-DARTS
-    k: int = 1
-    edge_normalization: bool = False
-    # SNAS
-    temperature_start: float = 1.0
-    temperature_end: float = 0.03
-    temperature_schedule: str = "linear"
-    constraint: str = "none"  # none | mild | moderate | aggressive: sets resource_lambda
-    resource_lambda: float | None = None  # explicit strength; None = the constraint's value
-    penalty_form: str = "log"
-    # bookkeeping
-    seed: int = 2
-    log_every: int = 0  # also record every N steps (0 = per epoch only)
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA
-    channels_last: bool = True  # on CUDA
-    extras: dict[str, Any] = field(default_factory=dict)
+    method: ClassVar[str] = "base"
+
+    dataset: str = param("cifar10", help="digits (embedded) or cifar10")
+    data_root: str = param("data", help="where datasets are read from / downloaded to")
+    download: bool = param(False, help="download the dataset into data_root if missing")
+    epochs: int = param(50, min=1, max=100_000)
+    batch_size: int = param(64, min=1, max=65_536)
+    max_steps_per_epoch: int | None = param(
+        None, min=1, help="cap on iterations per epoch (smoke runs); None = the whole split"
+    )
+    seed: int = param(2, min=0, max=2**63 - 1)
+    device: str = param("auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    amp: bool = param(True, help="bf16 autocast on CUDA")
+    threads: int | None = param(
+        None, min=1, max=1024, help="CPU threads (None: the library's rule, nasviz.threads)"
+    )
+    log_every: int = param(0, min=0, help="also record every N steps (0: per epoch only)")
 
     def __post_init__(self) -> None:
         self.validate()
 
+    # ------------------------------------------------------------------ validation
+    @classmethod
+    def field_names(cls) -> list[str]:
+        """The config's field names."""
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def check_names(cls, names: typing.Iterable[str]) -> None:
+        """ConfigError for any name that is not a field, with a suggestion."""
+        known = cls.field_names()
+        for name in names:
+            if name not in known:
+                raise ConfigError(
+                    f"unknown {cls.method} search option {name!r}{suggest(name, known)}; "
+                    f"options: {', '.join(known)}"
+                )
+
     def validate(self) -> None:
-        """Raise ValueError naming any bad value and what is allowed."""
-        if self.method not in METHODS:
-            raise ValueError(
-                f"unknown search method {self.method!r}; methods: {', '.join(METHODS)}"
-            )
-        if self.order not in (1, 2):
-            raise ValueError(
-                f"order must be 1 (first-order) or 2 (second-order), got {self.order!r}"
-            )
-        if self.method == "pc-darts" and self.order != 1:
-            raise ValueError("PC-DARTS searches with first-order DARTS (order=1)")
-        for name in ("epochs", "batch_size", "C", "layers", "steps", "k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0 < self.train_portion < 1:
-            raise ValueError(f"train_portion must be in (0, 1), got {self.train_portion}")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError(
-                f"max_steps_per_epoch must be >= 1 or None, got {self.max_steps_per_epoch}"
-            )
-        self._validate_snas()
+        """Check every field's type, range and finiteness, then the method's own `check`."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _check_type(f.name, getattr(self, f.name), hints[f.name])
+            _check_range(f.name, value, f.metadata)
+            object.__setattr__(self, f.name, value)
+        self.check()
 
-    def _validate_snas(self) -> None:
-        t0, t1 = self.temperature_start, self.temperature_end
-        for name, t in (("temperature_start", t0), ("temperature_end", t1)):
-            if not t > 0:
-                raise ValueError(f"{name} must be > 0 (Gumbel-softmax temperature), got {t!r}")
-        if t1 > t0:
-            raise ValueError(
-                f"temperature_end ({t1}) must not exceed temperature_start ({t0}) (SNAS anneals)"
-            )
-        if self.temperature_schedule not in TEMPERATURE_SCHEDULES:
-            raise ValueError(
-                f"unknown temperature_schedule {self.temperature_schedule!r}; "
-                f"allowed: {', '.join(TEMPERATURE_SCHEDULES)}"
-            )
-        if self.constraint not in CONSTRAINTS:
-            allowed = ", ".join(CONSTRAINTS)
-            raise ValueError(f"unknown constraint {self.constraint!r}; allowed: {allowed}")
-        if self.resource_lambda is not None and not self.resource_lambda >= 0:
-            raise ValueError(f"resource_lambda must be >= 0 or None, got {self.resource_lambda!r}")
-        if self.penalty_form not in PENALTY_FORMS:
-            allowed = ", ".join(PENALTY_FORMS)
-            raise ValueError(f"unknown penalty_form {self.penalty_form!r}; allowed: {allowed}")
+    def check(self) -> None:
+        """Cross-field checks of a method (override; raise ConfigError)."""
 
-    def effective_resource_lambda(self) -> float:
-        """SNAS penalty strength: ``resource_lambda`` if given, else the constraint's preset."""
-        if self.resource_lambda is None:
-            return CONSTRAINTS[self.constraint]
-        return float(self.resource_lambda)
+    def warnings(self) -> list[str]:
+        """Settings that are allowed but probably not meant (e.g. a warm-up covering every epoch)."""
+        return []
 
-    def replace(self, **changes: Any) -> SearchConfig:
+    # ------------------------------------------------------------------ copies and I/O
+    @classmethod
+    def create(cls: type[C], **values: Any) -> C:
+        """Build a config, with a suggestion for a misspelt keyword."""
+        cls.check_names(values)
+        return cls(**values)
+
+    def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed (None values are ignored, for CLI flags)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown search option(s) {sorted(unknown)}")
+        self.check_names(changes)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        d = dataclasses.asdict(self)
-        d["arch_betas"] = list(self.arch_betas)
+        """JSON-ready dict, with the method and the config format."""
+        d = {"method": self.method, "config_format": CONFIG_FORMAT}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = list(v) if isinstance(v, tuple) else v
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SearchConfig:
-        """Inverse of `to_dict` (unknown keys are an error)."""
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        """Inverse of `to_dict`; a version-1 flat dict (nasviz 0.1) keeps only this method's fields."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"a config must be a JSON object, got {type(d).__name__}")
         d = dict(d)
-        if "arch_betas" in d:
-            d["arch_betas"] = tuple(d["arch_betas"])
-        return cls(**d)
-
-
-_PAPER: dict[str, dict[str, Any]] = {
-    "darts": dict(epochs=50, batch_size=64, lr=0.025, lr_min=0.001, arch_lr=3e-4, order=2),
-    "pc-darts": dict(
-        epochs=50,
-        batch_size=256,
-        lr=0.1,
-        lr_min=0.0,
-        arch_lr=6e-4,
-        k=4,
-        edge_normalization=True,
-        warmup_epochs=15,
-    ),  # fmt: skip
-    "snas": dict(
-        epochs=150, batch_size=64, lr=0.025, lr_min=0.001, arch_lr=3e-4, train_portion=0.5
-    ),
-}
-
-# Digits (8x8, 1437 train images) on 2 CPU cores: a narrower, shallower supernet, same code.
-# A quick search takes ~80 architecture steps instead of the paper's thousands, so the
-# architecture learning rates are raised (ours, not the papers') to let the alphas visibly move.
-_QUICK_COMMON: dict[str, Any] = dict(dataset="digits", C=8, layers=5, batch_size=64, epochs=10)
-_QUICK: dict[str, dict[str, Any]] = {
-    "darts": dict(lr=0.05, lr_min=0.001, arch_lr=2e-2),
-    "pc-darts": dict(
-        lr=0.1, lr_min=0.0, arch_lr=3e-2, k=2, edge_normalization=True, warmup_epochs=3
-    ),
-    "snas": dict(lr=0.05, lr_min=0.001, arch_lr=3e-3, epochs=15),
-}
-_SMOKE: dict[str, Any] = dict(epochs=2, max_steps_per_epoch=4, warmup_epochs=0)
+        version = d.pop("config_format", 1)
+        method = d.pop("method", cls.method)
+        if method != cls.method:
+            raise ConfigError(f"this config is for {method!r}, not {cls.method!r}")
+        if version > CONFIG_FORMAT:
+            raise ConfigError(
+                f"this config was written by a newer nasviz (config format {version}; this "
+                f"version reads up to {CONFIG_FORMAT}): upgrade nasviz to read it"
+            )
+        if version == 1:  # one flat dict for darts/pc-darts/snas: drop what this method lacks
+            known = set(cls.field_names())
+            d = {k: v for k, v in d.items() if k in known}
+        return cls.create(**d)
 
 
 def preset(method: str, name: str = "quick", **overrides: Any) -> SearchConfig:
-    """The `paper`, `quick` or `smoke` configuration of a method, with optional overrides."""
-    if method not in METHODS:
-        raise ValueError(f"unknown search method {method!r}; methods: {', '.join(METHODS)}")
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
-    values: dict[str, Any] = {"method": method}
-    if name == "paper":
-        values.update(_PAPER[method])
-    else:
-        values.update(_QUICK_COMMON, **_QUICK[method])
-        if name == "smoke":
-            values.update(_SMOKE)
+    """The ``paper``, ``quick`` or ``smoke`` config of a registered method, with overrides."""
+    from nasviz.search import registry
+
+    entry = registry.get(method)
+    if name not in entry.presets:
+        raise ConfigError(
+            f"unknown preset {name!r}{suggest(name, list(entry.presets))}; "
+            f"presets: {', '.join(entry.presets)}"
+        )
+    values = dict(entry.presets[name])
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return SearchConfig(**values)
+    return entry.config_class.create(**values)
+
+
+def presets_from(
+    paper: dict[str, Any], quick: dict[str, Any], smoke: dict[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """The three presets of a method: ``smoke`` is ``quick`` updated with ``smoke``."""
+    return {"paper": dict(paper), "quick": dict(quick), "smoke": {**quick, **smoke}}
+
+
+Factory = Callable[..., SearchConfig]
+
+__all__ = [
+    "CONFIG_FORMAT",
+    "PRESETS",
+    "ConfigError",
+    "SearchConfig",
+    "param",
+    "preset",
+    "presets_from",
+    "suggest",
+]

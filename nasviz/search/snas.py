@@ -9,10 +9,11 @@ from the same loss on the same training batch:
 where penalty(Z) is the expected params/FLOPs/memory-access cost of the cells under Z
 (`nasviz.spaces.costs`); its gradient reaches log_alpha through Z.
 
-Decisions (see also the docstrings of `SnasSearch`):
+Decisions:
 
-* Data: the whole training split trains both weights and log_alpha (train_portion is ignored);
-  the per-epoch ``val_acc`` is measured on the dataset's test split, never trained on.
+* Data: single level, so weights and log_alpha train on the same split: the first
+  ``train_portion`` (90%) of the training data. The rest is a held-out validation split for the
+  per-epoch ``val_acc``; the test split is never touched during the search.
 * The supernet is evaluated with sampled Z, like in training (what SNAS reports during search).
 * The temperature is set once per epoch (linear from temperature_start at the first epoch to
   temperature_end at the last, or geometric with ``temperature_schedule="exponential"``).
@@ -25,18 +26,58 @@ import dataclasses
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from nasviz.data import ImageDataset, load_dataset
 from nasviz.genotypes import Genotype
-from nasviz.search.config import TEMPERATURE_SCHEDULES, SearchConfig
+from nasviz.search import registry
+from nasviz.search.config import ConfigError, param, presets_from
 from nasviz.search.derive import derive_edge_all
-from nasviz.search.engine import Search
+from nasviz.search.supernet import SupernetConfig, SupernetSearch, supernet_presets_common
 from nasviz.spaces.costs import COST_NAMES, CostTable, resource_penalty, supernet_costs
 from nasviz.spaces.darts import GumbelMixing, Mixing, gumbel_softmax_sample
+
+TEMPERATURE_SCHEDULES: tuple[str, ...] = ("linear", "exponential")
+PENALTY_FORMS: tuple[str, ...] = ("log", "linear")
+#: SNAS resource constraint -> resource_lambda for the log-form penalty. Our values, measured on the
+#: quick digits search (the paper's example 1.5e-3 is for its CIFAR-10 setting and loss scale).
+CONSTRAINTS: dict[str, float] = {"none": 0.0, "mild": 0.01, "moderate": 0.1, "aggressive": 1.0}
+
+
+@dataclass
+class SnasConfig(SupernetConfig):
+    """SNAS: temperature schedule and resource constraint on the shared supernet fields."""
+
+    train_portion: float = param(
+        0.9, min=0.05, max=0.95, help="share of the training data that trains weights and log_alpha"
+    )
+    temperature_start: float = param(
+        1.0, min=0.0, min_open=True, help="Gumbel-softmax τ, first epoch"
+    )
+    temperature_end: float = param(0.03, min=0.0, min_open=True, help="τ at the last epoch")
+    temperature_schedule: str = param("linear", choices=TEMPERATURE_SCHEDULES)
+    constraint: str = param("none", choices=tuple(CONSTRAINTS), help="sets resource_lambda")
+    resource_lambda: float | None = param(
+        None, min=0.0, help="penalty weight λ; None = the constraint's value"
+    )
+    penalty_form: str = param("log", choices=PENALTY_FORMS)
+
+    def check(self) -> None:
+        super().check()
+        t0, t1 = self.temperature_start, self.temperature_end
+        if t1 > t0:
+            raise ConfigError(
+                f"temperature_end ({t1}) must not exceed temperature_start ({t0}) (SNAS anneals)"
+            )
+
+    def effective_resource_lambda(self) -> float:
+        """SNAS penalty strength: ``resource_lambda`` if given, else the constraint's preset."""
+        if self.resource_lambda is None:
+            return CONSTRAINTS[self.constraint]
+        return float(self.resource_lambda)
 
 
 def temperature_schedule(
@@ -60,20 +101,14 @@ def entropy(z: torch.Tensor) -> torch.Tensor:
     return -(z * torch.log(z.clamp_min(1e-12))).sum(-1)
 
 
-class SnasSearch(Search):
+class SnasSearch(SupernetSearch):
     """SNAS on the DARTS cell space: Gumbel-softmax mixing, single-level steps, resource penalty."""
 
-    method = "snas"
+    config: SnasConfig
 
-    def __init__(
-        self,
-        config: SearchConfig,
-        out: Any = None,
-        *,
-        train_data: ImageDataset | None = None,
-        val_data: ImageDataset | None = None,
-    ):
-        super().__init__(config, out, train_data=train_data, val_data=val_data)
+    def setup(self, **data: Any) -> None:
+        super().setup(**data)
+        config = self.config
         self.resource_lambda = config.effective_resource_lambda()
         info = self.info
         self.costs: CostTable = supernet_costs(
@@ -83,19 +118,6 @@ class SnasSearch(Search):
         self._reset_sums()
 
     # ------------------------------------------------------------------ construction
-    def _build_data(self, train_data: ImageDataset | None, val_data: ImageDataset | None) -> None:
-        """Full train split for weights and log_alpha; the test split for validation figures."""
-        cfg = self.config
-        if train_data is None:
-            train_data = load_dataset(
-                cfg.dataset, "train", root=cfg.data_root, download=cfg.download
-            )
-        if val_data is None:
-            val_data = load_dataset(
-                train_data.info.name, "test", root=cfg.data_root, download=cfg.download
-            )
-        super()._build_data(train_data, val_data)
-
     def make_mixing(self) -> Mixing:
         return GumbelMixing(self.config.temperature_start)
 
@@ -116,7 +138,8 @@ class SnasSearch(Search):
         """Set the mixing's temperature for ``epoch``."""
         self.mixing.temperature = self.temperature_at(epoch)
 
-    def on_epoch_start(self, epoch: int) -> None:
+    def start_epoch(self, epoch: int) -> None:
+        super().start_epoch(epoch)
         self.set_temperature(epoch)
         self._reset_sums()
 
@@ -196,9 +219,10 @@ class SnasSearch(Search):
         return derive_edge_all(a["normal"], a["reduce"], self.model.primitives)
 
     def method_state(self) -> dict[str, Any]:
-        return {"temperature": self.mixing.temperature}
+        return super().method_state() | {"temperature": self.mixing.temperature}
 
     def load_method_state(self, state: dict[str, Any]) -> None:
+        super().load_method_state(state)
         if "temperature" in state:
             self.mixing.temperature = state["temperature"]
 
@@ -207,7 +231,7 @@ class SnasSearch(Search):
 def resource_ablation(
     constraints: Sequence[str] = ("none", "mild", "moderate", "aggressive"),
     seeds: Sequence[int] = (0, 1),
-    base_config: SearchConfig | None = None,
+    base_config: SnasConfig | None = None,
     *,
     progress: bool = False,
     **search_kw: Any,
@@ -227,9 +251,7 @@ def resource_ablation(
     for constraint in constraints:
         for seed in seeds:
             # resource_lambda=None: the constraint's own strength (config.replace drops Nones).
-            cfg = dataclasses.replace(
-                base, method="snas", constraint=constraint, seed=seed, resource_lambda=None
-            )
+            cfg = dataclasses.replace(base, constraint=constraint, seed=seed, resource_lambda=None)
             t0 = time.perf_counter()
             result = create_search(cfg, None, **search_kw).run(progress=progress)
             seconds = time.perf_counter() - t0
@@ -254,4 +276,57 @@ def resource_ablation(
     return rows
 
 
-__all__ = ["SnasSearch", "entropy", "resource_ablation", "temperature_schedule"]
+PRESETS = presets_from(
+    paper=dict(epochs=150, batch_size=64, lr=0.025, lr_min=0.001, arch_lr=3e-4),
+    quick=dict(supernet_presets_common(), lr=0.05, lr_min=0.001, arch_lr=3e-3, epochs=15),
+    smoke=dict(epochs=2, max_steps_per_epoch=4, warmup_epochs=0),
+)
+
+
+def _temperature_flag(value: list[float]) -> dict[str, float]:
+    return {"temperature_start": value[0], "temperature_end": value[1]}
+
+
+registry.register(
+    registry.Method(
+        name="snas",
+        title="SNAS",
+        search_class=SnasSearch,
+        config_class=SnasConfig,
+        presets=PRESETS,
+        cli_flags=(
+            registry.CliFlag(
+                ("--temperature",), "temperature_start",
+                dict(type=float, nargs=2, metavar=("START", "END"), help="SNAS: Gumbel-softmax τ, first and last epoch"),
+                to_config=_temperature_flag,
+            ),
+            registry.CliFlag(("--temperature-schedule",), "temperature_schedule", dict(choices=TEMPERATURE_SCHEDULES)),
+            registry.CliFlag(("--constraint",), "constraint", dict(choices=tuple(CONSTRAINTS), help="SNAS resource constraint")),
+            registry.CliFlag(("--resource-lambda",), "resource_lambda", dict(type=float, help="SNAS penalty weight λ")),
+            registry.CliFlag(("--penalty-form",), "penalty_form", dict(choices=PENALTY_FORMS)),
+        ),
+        controls=(
+            registry.Control("temperature_start", "float", "τ start", min=0.001, max=100.0, step=0.1),
+            registry.Control("temperature_end", "float", "τ end", min=0.001, max=100.0, step=0.01),
+            registry.Control("temperature_schedule", "dropdown", "schedule", options=TEMPERATURE_SCHEDULES),
+            registry.Control(
+                "constraint", "dropdown", "constraint", options=tuple(CONSTRAINTS),
+                sets=lambda c: {"resource_lambda": CONSTRAINTS[c]},
+            ),
+            registry.Control("resource_lambda", "float", "λ", min=0.0, max=1000.0, step=0.01),
+            registry.Control("penalty_form", "dropdown", "penalty", options=PENALTY_FORMS),
+        ),
+        summary="Gumbel-softmax relaxation, single-level search, resource constraints",
+    )
+)  # fmt: skip
+
+__all__ = [
+    "CONSTRAINTS",
+    "PENALTY_FORMS",
+    "TEMPERATURE_SCHEDULES",
+    "SnasConfig",
+    "SnasSearch",
+    "entropy",
+    "resource_ablation",
+    "temperature_schedule",
+]

@@ -1,0 +1,41 @@
+"""The engine redesign changed no result: short quick searches equal the pre-redesign fixtures.
+
+tests/fixtures/regression/make_fixtures.py recorded, on the engine before the redesign (one CPU
+thread), the genotype and softmax(alpha) of every epoch of a short seeded quick search per method.
+The same searches must give the same genotype exactly and the same alphas to float tolerance.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from nasviz.data import load_dataset
+from nasviz.genotypes import Genotype
+from nasviz.search import create_search, preset
+
+FIXTURES = Path(__file__).parent / "fixtures" / "regression"
+
+
+def _rerun(fixture: dict):
+    kw = {}
+    if fixture["method"] == "snas":  # the data SNAS used before the honest split
+        kw = dict(train_data=load_dataset("digits", "train"), val_data=load_dataset("digits", "test"))
+    config = preset(fixture["method"], "quick", threads=1, **fixture["overrides"])
+    return create_search(config, None, **kw).run(progress=False)
+
+
+@pytest.mark.parametrize("method", ["darts", "pc-darts", "snas"])
+def test_short_quick_search_is_unchanged(method):
+    fixture = json.loads((FIXTURES / f"short_{method}.json").read_text())
+    result = _rerun(fixture)
+    assert result.genotype == Genotype.from_dict(fixture["genotype"])
+    h = result.history
+    for cell in ("normal", "reduce"):
+        _, new = h.group_series(f"alpha/{cell}")
+        old = np.array([a[cell] for a in fixture["alphas"]])
+        assert new.shape == old.shape
+        np.testing.assert_allclose(new, old, rtol=0, atol=2e-5)
+    assert torch.get_num_threads() == 1
