@@ -12,7 +12,6 @@ each run and only shows what these functions return. Every method records the sa
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -22,20 +21,33 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from nasviz.genotypes import Genotype
+from nasviz.architectures import Architecture
 from nasviz.history import SearchHistory
-from nasviz.search.config import SearchConfig
+from nasviz.search import registry
+from nasviz.search.config import ConfigError, SearchConfig, suggest
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from nasviz.search.engine import SearchResult
+    from nasviz.search.base import SearchResult
 
-#: The evaluation network the papers report parameters for: NetworkCIFAR(36, 10, 20, auxiliary).
-EVAL_NETWORK = dict(C=36, num_classes=10, layers=20, auxiliary=True)
 
-# The knob named in a run's label when it is not the one being ablated.
-_LABEL_KNOB = {"darts": "order", "pc-darts": "k", "snas": "constraint"}
+def _label_knob(method: str) -> str | None:
+    """The knob named in a run's label when it is not the one being ablated: the method's first control."""
+    controls = registry.get(method).controls
+    return controls[0].field if controls else None
+
+
+def check_knob(method: str, knob: str) -> None:
+    """ConfigError unless ``knob`` is a config field of ``method``."""
+    fields = registry.get(method).config_class.field_names()
+    if knob not in fields:
+        raise ConfigError(
+            f"unknown knob {knob!r}{suggest(knob, fields)} for {method}; use a config field: "
+            f"{', '.join(fields)}"
+        )
+
+
 # Knobs looked for (in this order) when guessing what an ablation varied.
 _KNOBS = ("k", "order", "edge_normalization", "batch_size", "C", "layers", "steps", "epochs",
           "constraint", "resource_lambda", "penalty_form", "temperature_schedule",
@@ -75,7 +87,7 @@ class RunRecord:
     label: str
     config: SearchConfig
     history: SearchHistory
-    genotype: Genotype
+    genotype: Architecture
     out: Path | None = None
     knob: str | None = (
         None  # the config field this run varies in an ablation (None: not an ablation)
@@ -93,12 +105,11 @@ class RunRecord:
         return getattr(self.config, self.knob) if self.knob else None
 
     def params(self) -> int:
-        """Parameters of the derived cell in the papers' CIFAR eval network (computed once)."""
+        """Parameters of the derived architecture's paper evaluation network (computed once)."""
         if self._params is None:
-            from nasviz.models import NetworkCIFAR
             from nasviz.resources import count_parameters
 
-            self._params = count_parameters(NetworkCIFAR(genotype=self.genotype, **EVAL_NETWORK))
+            self._params = count_parameters(self.genotype.reference_networks()[0][1])
         return self._params
 
     def summary(self) -> dict[str, Any]:
@@ -116,15 +127,13 @@ class RunRecord:
         }
 
     def row(self) -> dict[str, Any]:
-        """One table row: label, method, dataset, K, epochs, then the summary."""
+        """One table row: label, method, dataset, the method's main knob, epochs, then the summary."""
         cfg = self.config
-        row = {
-            "label": self.label,
-            "method": cfg.method,
-            "dataset": cfg.dataset,
-            "k": cfg.k,
-            "epochs": cfg.epochs,
-        }
+        row = {"label": self.label, "method": cfg.method, "dataset": cfg.dataset}
+        shown = _label_knob(cfg.method)
+        if shown:
+            row[shown] = getattr(cfg, shown)
+        row["epochs"] = cfg.epochs
         if self.knob and self.knob not in row:
             row[self.knob] = self.knob_value
         row.update(self.summary())
@@ -166,7 +175,7 @@ class RunList:
     def label_for(self, config: SearchConfig, knob: str | None = None) -> str:
         """The label the next run of ``config`` gets, e.g. 'pc-darts K=4 #2' (# counts all runs)."""
         parts = [config.method]
-        shown = _LABEL_KNOB.get(config.method)
+        shown = _label_knob(config.method)
         if shown:
             parts.append(knob_text(shown, getattr(config, shown)))
         if knob and knob != shown:
@@ -249,7 +258,8 @@ class RunList:
         if len(self.records) < 2:
             return []
         dicts = [r.config.to_dict() for r in self.records]
-        diff = [k for k in dicts[0] if any(d[k] != dicts[0][k] for d in dicts[1:])]
+        keys = [k for k in dicts[0] if all(k in d for d in dicts)]
+        diff = [k for k in keys if any(d[k] != dicts[0][k] for d in dicts[1:])]
         return sorted(diff, key=lambda k: (_KNOBS.index(k) if k in _KNOBS else len(_KNOBS), k))
 
     def tradeoff_knob(self) -> str:
@@ -267,11 +277,8 @@ class RunList:
         if not self.records:
             raise ValueError("no runs to compare yet: run a search first")
         knob = knob or self.tradeoff_knob()
-        fields = {f.name for f in dataclasses.fields(SearchConfig)}
-        if knob not in fields:
-            raise ValueError(
-                f"unknown knob {knob!r}; use a SearchConfig field such as {list(_KNOBS[:6])}"
-            )
+        for method in {r.config.method for r in self.records}:
+            check_knob(method, knob)
         values = [getattr(r.config, knob) for r in self.records]
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         categories = list(dict.fromkeys(str(v) for v in values))
@@ -334,11 +341,7 @@ def run_ablation(
     """
     from nasviz.search import preset, run_search
 
-    fields = {f.name for f in dataclasses.fields(SearchConfig)}
-    if knob not in fields:
-        raise ValueError(
-            f"unknown knob {knob!r}; use a SearchConfig field such as {list(_KNOBS[:6])}"
-        )
+    check_knob(method, knob)
     if not values:
         raise ValueError(f"give at least one value of {knob!r} to run")
     runs = RunList() if runs is None else runs
@@ -357,7 +360,7 @@ def run_ablation(
 
 __all__ = [
     "COLUMNS",
-    "EVAL_NETWORK",
+    "check_knob",
     "RunList",
     "RunRecord",
     "fresh_run_dir",

@@ -29,23 +29,14 @@ from typing import Any
 import ipywidgets as W
 
 from nasviz.history import Record, SearchHistory
-from nasviz.search import create_search, preset
-from nasviz.search.config import (
-    CONSTRAINTS,
-    METHODS,
-    PENALTY_FORMS,
-    PRESETS,
-    TEMPERATURE_SCHEDULES,
-    SearchConfig,
-)
-from nasviz.search.engine import SearchResult
-from nasviz.spaces.darts import SpaceConfig, valid_k
-from nasviz.viz.cells import DotNotFoundError, genotype_graph
+from nasviz.search import create_search, preset, registry
+from nasviz.search.base import SearchResult
+from nasviz.search.config import PRESETS, ConfigError, SearchConfig, suggest
+from nasviz.viz.cells import DotNotFoundError
 from nasviz.viz.live import LivePlots
 from nasviz.viz.runs import RunList, RunRecord, fresh_run_dir
 
 DATASETS: tuple[str, ...] = ("digits", "cifar10")
-TITLES = {"darts": "DARTS", "pc-darts": "PC-DARTS", "snas": "SNAS"}
 # Errors a user's settings can cause: shown in the status line instead of raised.
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
 
@@ -68,9 +59,30 @@ def _show(output: W.Output, data: dict[str, str]) -> None:
     output.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
 
-def valid_k_for(config: SearchConfig) -> list[int]:
-    """The K values PC-DARTS accepts for ``config``'s supernet (C, layers, steps)."""
-    return valid_k(SpaceConfig(C=config.C, layers=config.layers, steps=config.steps))
+def make_control(control: registry.Control) -> W.Widget:
+    """The ipywidget for a registry `Control` (options filled in by the panel from the preset)."""
+    kw: dict[str, Any] = dict(description=control.label, style=_STYLE, tooltip=control.help)
+    if control.widget == "dropdown":
+        options = control.options if not callable(control.options) else []
+        return W.Dropdown(options=list(options), layout=_layout("170px"), **kw)
+    if control.widget == "toggle":
+        return W.ToggleButtons(
+            options=list(control.options or []),
+            style={"button_width": "80px"},
+            description=control.label,
+        )
+    if control.widget == "checkbox":
+        return W.Checkbox(indent=False, layout=_layout(), description=control.label)
+    if control.widget == "int":
+        return W.BoundedIntText(
+            min=control.min or 0, max=control.max or 10**9, layout=_layout("170px"), **kw
+        )
+    if control.widget == "float":
+        step = control.step or 0.1
+        return W.BoundedFloatText(
+            min=control.min or 0.0, max=control.max or 1e9, step=step, layout=_layout("170px"), **kw
+        )
+    raise ValueError(f"unknown control widget {control.widget!r} for {control.field}")
 
 
 class SearchPanel:
@@ -94,10 +106,11 @@ class SearchPanel:
         live_plots: list[str] | None = None,
         live_interval: float = 2.0,
     ) -> None:
-        if method not in METHODS:
-            raise ValueError(f"unknown search method {method!r}; methods: {', '.join(METHODS)}")
+        self.entry = registry.get(method)
         if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; presets: {', '.join(PRESETS)}")
+            raise ConfigError(
+                f"unknown preset {preset!r}{suggest(preset, PRESETS)}; presets: {', '.join(PRESETS)}"
+            )
         self.method = method
         self.runs = RunList() if runs is None else runs
         self.out_root = out_root
@@ -134,36 +147,11 @@ class SearchPanel:
             ),
             "seed": W.BoundedIntText(min=0, max=2**31 - 1, description="seed", layout=lay("150px")),
         }
-        if self.method == "pc-darts":
-            c["k"] = W.Dropdown(options=[1], description="K", layout=lay("120px"))
-            c["edge_normalization"] = W.Checkbox(
-                description="edge normalization", indent=False, layout=lay()
-            )
-        if self.method == "darts":
-            c["order"] = W.ToggleButtons(
-                options=[("1st order", 1), ("2nd order", 2)], description="order",
-                style={"button_width": "80px"},
-            )  # fmt: skip
-        if self.method == "snas":
-            c["temperature_start"] = W.BoundedFloatText(
-                min=0.001, max=100.0, step=0.1, description="τ start", layout=lay("150px")
-            )
-            c["temperature_end"] = W.BoundedFloatText(
-                min=0.001, max=100.0, step=0.01, description="τ end", layout=lay("150px")
-            )
-            c["temperature_schedule"] = W.Dropdown(
-                options=TEMPERATURE_SCHEDULES, description="schedule", layout=lay()
-            )
-            c["constraint"] = W.Dropdown(
-                options=list(CONSTRAINTS), description="constraint", layout=lay()
-            )
-            c["resource_lambda"] = W.BoundedFloatText(
-                min=0.0, max=1000.0, step=0.01, description="λ", layout=lay("150px")
-            )
-            c["penalty_form"] = W.Dropdown(
-                options=PENALTY_FORMS, description="penalty", layout=lay()
-            )
-            c["constraint"].observe(self._on_constraint, names="value")
+        self.specs = {control.field: control for control in self.entry.controls}
+        for name, control in self.specs.items():  # the method's own knobs, from the registry
+            c[name] = make_control(control)
+            if control.sets is not None:
+                c[name].observe(self._on_sets(control), names="value")
         self.controls = c
 
         self.run_button = W.Button(description="Run search", button_style="primary", icon="play")
@@ -181,7 +169,7 @@ class SearchPanel:
         common = ["dataset", "epochs", "batch_size", "max_steps_per_epoch", "seed"]
         specific = [name for name in c if name not in common]
         rows = [
-            W.HTML(f"<b>{TITLES[self.method]} search</b>"),
+            W.HTML(f"<b>{self.entry.title} search</b>"),
             W.HBox([self.preset_widget] + [c[n] for n in common[:3]]),
             W.HBox([c[n] for n in common[3:]]),
             W.HBox([c[n] for n in specific[:3]]),
@@ -204,20 +192,31 @@ class SearchPanel:
         """Set every control to ``preset_name``'s value; new K choices for its supernet."""
         base = self._base_config(preset_name)
         for name, widget in self.controls.items():
-            if name == "k":
-                options = valid_k_for(base)
+            spec = self.specs.get(name)
+            value = getattr(base, name)
+            if spec is not None and callable(spec.options):  # options that depend on the preset
+                options = list(spec.options(base))
                 widget.options = options
-                widget.value = base.k if base.k in options else options[0]
-            elif name == "max_steps_per_epoch":
-                widget.value = base.max_steps_per_epoch or 0
-            elif name == "resource_lambda":
-                widget.value = base.effective_resource_lambda()
-            else:
-                widget.value = getattr(base, name)
+                value = value if value in options else options[0]
+            if name == "max_steps_per_epoch":
+                value = value or 0
+            if value is None and spec is not None and spec.widget == "float":
+                continue  # None = derived from another control (its `sets` fills it in)
+            widget.value = value
+        for name, spec in self.specs.items():
+            if spec.sets is not None and getattr(base, name) is not None:
+                self._apply_sets(spec, getattr(base, name), keep_explicit=base)
 
-    def _on_constraint(self, change: dict[str, Any]) -> None:
-        """A new SNAS constraint sets λ to that constraint's strength (editable)."""
-        self.controls["resource_lambda"].value = CONSTRAINTS[change["new"]]
+    def _on_sets(self, spec: registry.Control) -> Any:
+        """A control whose value implies others (SNAS: a constraint sets its λ, still editable)."""
+        return lambda change: self._apply_sets(spec, change["new"])
+
+    def _apply_sets(self, spec: registry.Control, value: Any, keep_explicit: Any = None) -> None:
+        for name, implied in spec.sets(value).items():
+            if keep_explicit is not None and getattr(keep_explicit, name, None) is not None:
+                continue
+            if name in self.controls:
+                self.controls[name].value = implied
 
     @property
     def preset_name(self) -> str:
@@ -226,26 +225,18 @@ class SearchPanel:
 
     def values(self) -> dict[str, Any]:
         """The controls' values as `preset` overrides."""
-        values = {name: w.value for name, w in self.controls.items()}
-        if (
-            "resource_lambda" in values
-            and values["resource_lambda"] == CONSTRAINTS[values["constraint"]]
-        ):
-            values["resource_lambda"] = (
-                None  # the constraint's own strength, as the config means it
-            )
-        return values
+        return {name: w.value for name, w in self.controls.items()}
 
     def set(self, **values: Any) -> None:
         """Set controls by config field name (``max_steps_per_epoch=0`` means the whole split)."""
         if "preset" in values:
             self.preset_widget.value = values.pop("preset")
-        unknown = sorted(set(values) - set(self.controls))
-        if unknown:
-            raise ValueError(
-                f"no control for {unknown} in the {self.method} panel; "
-                f"controls: {list(self.controls)}"
-            )
+        for name in values:
+            if name not in self.controls:
+                raise ConfigError(
+                    f"no control for {name!r}{suggest(name, list(self.controls))} in the "
+                    f"{self.method} panel; controls: {list(self.controls)}"
+                )
         for name, value in values.items():
             self.controls[name].value = value
 
@@ -260,12 +251,7 @@ class SearchPanel:
             cfg = preset(self.method, self.preset_name, **values)
             if whole_split:
                 cfg = dataclasses.replace(cfg, max_steps_per_epoch=None)
-            if cfg.method == "pc-darts" and cfg.k not in (ks := valid_k_for(cfg)):
-                raise ValueError(
-                    f"K={cfg.k} does not fit this supernet (C={cfg.C}, layers={cfg.layers}); "
-                    f"valid K: {ks}"
-                )
-        except (ValueError, TypeError) as exc:  # TypeError: an unknown field name
+        except ValueError as exc:  # ConfigError names the bad value
             self._error(exc)
             return None
         return cfg
@@ -355,9 +341,7 @@ class SearchPanel:
     def show_cell(self, record: RunRecord) -> None:
         """Draw ``record``'s genotype in the cell output (install help if Graphviz is missing)."""
         try:
-            svg = genotype_graph(record.genotype, title=record.label).pipe(
-                format="svg", encoding="utf-8"
-            )
+            svg = record.genotype.graph(title=record.label).pipe(format="svg", encoding="utf-8")
             data = {"image/svg+xml": svg, "text/plain": str(record.genotype)}
         except DotNotFoundError as exc:
             data = {"text/plain": f"{exc}\n\n{record.genotype}"}
@@ -392,4 +376,4 @@ def search_panel(method: str = "pc-darts", **kw: Any) -> SearchPanel:
     return SearchPanel(method, **kw)
 
 
-__all__ = ["DATASETS", "SearchPanel", "search_panel", "valid_k_for"]
+__all__ = ["DATASETS", "SearchPanel", "make_control", "search_panel"]
