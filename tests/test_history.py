@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -273,6 +274,20 @@ def test_format_1_loads_as_groups_and_saves_as_format_2(tmp_path) -> None:
     again = SearchHistory.load(path)
     assert again.to_dict() == h.to_dict()
     assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no temporaries
+
+
+def test_a_file_written_by_the_format_1_code_loads() -> None:
+    """tests/fixtures/history_format1.json was written by nasviz/history.py of commit bc2e54a."""
+    path = Path(__file__).parent / "fixtures" / "history_format1.json"
+    raw = json.loads(path.read_text())
+    h = SearchHistory.load(path)
+    epochs = [r for r in raw["records"] if r["kind"] == "epoch"]
+    assert len(h.epochs()) == len(epochs) == 3 and len(h.select("step")) == 3
+    for cell in ("normal", "reduce"):
+        np.testing.assert_array_equal(h.alpha_series(cell)[1], [r["alphas"][cell] for r in epochs])
+        np.testing.assert_array_equal(h.beta_series(cell)[1], [r["betas"][cell] for r in epochs])
+    assert h.extra("temperature")[1].tolist() == [1.0, 1.0, 1.0]
+    assert h.last_architecture() == genotypes.get("pc_darts")
 
 
 def test_format_1_without_edges_infers_the_cell(tmp_path) -> None:

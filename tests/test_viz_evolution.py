@@ -230,6 +230,16 @@ def test_stability_marks_argmax_changes() -> None:
     assert [t.get_text() for t in ax.texts] == ["b (since 3)", "a (since 4)"]
 
 
+def test_stability_a_tie_is_no_choice_yet() -> None:
+    """Rows that start uniform make their first choice without it counting as a change."""
+    h = SearchHistory("darts")
+    h.declare_group("g", ["r0"], ["a", "b"])
+    for epoch, p in enumerate([0.5, 0.4, 0.3]):
+        h.log(epoch, epoch, groups={"g": [[p, 1 - p]]})
+    assert evolution.row_changes(h, "g") == {"r0": []}
+    assert [t.get_text() for t in evolution.plot_stability(h).axes[0].texts] == ["b (since 1)"]
+
+
 def test_curves_skip_missing_metrics() -> None:
     h = SearchHistory(method="darts")
     for epoch in range(3):

@@ -278,18 +278,24 @@ def plot_entropy(
 
 
 def row_choices(history: SearchHistory, group: str, kind: str = "epoch") -> tuple[Any, Any]:
-    """(x [T], index of each row's most likely available choice [T, R]; -1 if none)."""
+    """(x [T], index of each row's most likely choice [T, R]; -1 while tied or unavailable).
+
+    A tie (e.g. the uniform rows a search starts from) is no choice yet, so the first decision
+    is not counted as a change.
+    """
     x, values = history.group_series(group, kind)
     filled = np.where(np.isfinite(values), values, -np.inf)
     best = filled.argmax(axis=-1)
-    return x, np.where(np.isfinite(values).any(axis=-1), best, -1)
+    top = filled.max(axis=-1, keepdims=True)
+    tied = (filled >= top - 1e-9).sum(axis=-1) > 1
+    return x, np.where(np.isfinite(top[..., 0]) & ~tied, best, -1)
 
 
 def row_changes(history: SearchHistory, group: str, kind: str = "epoch") -> dict[str, list[float]]:
     """Row label -> the epochs at which that row's most likely choice changed."""
     spec = history.group_spec(group)
     x, best = row_choices(history, group, kind)
-    changed = best[1:] != best[:-1]  # [T-1, R]
+    changed = (best[1:] != best[:-1]) & (best[:-1] >= 0)  # [T-1, R]
     return {row: [float(v) for v in x[1:][changed[:, r]]] for r, row in enumerate(spec["rows"])}
 
 
@@ -298,18 +304,18 @@ def _draw_stability(ax: Axes, history: SearchHistory, group: str, kind: str) -> 
     spec = history.group_spec(group)
     x, best = row_choices(history, group, kind)
     first, last = float(x[0]), float(x[-1])
+    span = max(last - first, 1.0)
     for r, epochs in enumerate(row_changes(history, group, kind).values()):
-        stable_from = epochs[-1] if epochs else first
+        decided = np.flatnonzero(best[:, r] >= 0)
+        stable_from = epochs[-1] if epochs else float(x[decided[0]]) if len(decided) else last
         ax.hlines(r, first, last, color="#dddddd", lw=1, zorder=1)
-        width = max(last - stable_from, 0.02 * max(last - first, 1.0))
+        width = max(last - stable_from, 0.02 * span)
         ax.barh(r, width, left=stable_from, height=0.32, color="#2ca02c", alpha=0.7, zorder=2)
         ax.plot(epochs, [r] * len(epochs), "|", color="#d62728", ms=11, mew=2, zorder=3)
-        final = spec["cols"][best[-1, r]] if best[-1, r] >= 0 else "(none available)"
-        text = f"{final} (since {stable_from:g})"
-        ax.text(last + 0.04 * max(last - first, 1.0), r, text, fontsize=7, va="center")
+        final = spec["cols"][best[-1, r]] if best[-1, r] >= 0 else "(tied)"
+        ax.text(last + 0.04 * span, r, f"{final} (since {stable_from:g})", fontsize=7, va="center")
     ax.set_yticks(range(len(spec["rows"])), spec["rows"], fontsize=7)
     ax.set_ylim(len(spec["rows"]) - 0.4, -0.6)
-    span = max(last - first, 1.0)
     ax.set_xlim(first - 0.03 * span, last + 0.45 * span)  # room for the final-choice text
     ax.set_title(spec["title"], fontsize=9, loc="left")
 
