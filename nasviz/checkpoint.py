@@ -7,12 +7,15 @@ The RNG states are stored as plain data for that reason (`rng_state`).
 
 Format versions (``state["format"]``, written by `save`):
 
-* 1: checkpoints written before the key existed. NumPy's RNG state is a tuple holding an
-  ``ndarray``; `load` reads exactly that (NumPy's array reconstructor and dtypes are allowed for
-  version-1 files only, they build arrays and run nothing else) and converts it to version 2.
+* 1: checkpoints written before the key existed. NumPy's RNG state is a tuple holding a uint32
+  ``ndarray``; `load` reads exactly that (NumPy's array reconstructor, ``ndarray`` and the uint32
+  dtype are allowed for version-1 files only: they build arrays and run nothing else) and
+  converts the RNG states to plain data; the rest is returned as written, with no ``format``
+  key, so the search and the retrainer can upgrade their own layout.
 * 2 (`FORMAT`): every RNG state as plain data (`rng_state`).
 
 A file of a version outside ``OLDEST_FORMAT..FORMAT`` is refused with a message naming it.
+`save` always writes `FORMAT`: bump it (and teach `load` the old one) when the layout changes.
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ def _numpy_v1_allowed() -> list[Any]:
 # What torch's weights_only unpickler names when a file asks for something other than data.
 _FORBIDDEN = re.compile(
     r"GLOBAL ([\w.]+) (?:was not an allowed|whose module)|unrecognized function (\S+)"
-    r"|new object for \S+.*got (\S+)"
+    r"|but got <class '([\w.]+)'>"
 )
 
 
@@ -183,14 +186,16 @@ def _check_format(path: Path, state: dict[str, Any]) -> int:
 
 
 def _upgrade_v1(path: Path, state: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 -> 2: the RNG states (Python tuple, NumPy tuple with an ndarray) as plain data."""
+    """Version 1's RNG states (Python tuple, NumPy tuple with an ndarray) as plain data.
+
+    The rest is left as written, ``format`` still missing, for the caller's own layout upgrade.
+    """
     state = dict(state)
     if "rng" in state:
         try:
             state["rng"] = _plain_rng(state["rng"])
         except (TypeError, ValueError, KeyError, IndexError) as exc:
             raise ValueError(f"checkpoint {path} (format 1) has an unreadable RNG state") from exc
-    state["format"] = FORMAT
     return state
 
 
