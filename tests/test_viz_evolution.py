@@ -309,27 +309,40 @@ def test_plot_run_on_a_controller_history(tmp_path, controller, capsys) -> None:
         assert p.read_bytes()[:8] == PNG and p.stat().st_size > 1000
 
 
-def _tiny_history() -> SearchHistory:
-    """Two epochs of a 1 x 2 group with a DARTS genotype: plot_run in well under a second."""
-    h = SearchHistory("darts")
+def _tiny_history(architecture: str = "darts_v2") -> SearchHistory:
+    """Two epochs of a 1 x 2 group with an architecture: plot_run in about a second."""
+    from nasviz import architectures
+
+    h = SearchHistory("any")
     h.declare_group("g", ["r"], ["a", "b"])
     for epoch in range(2):
-        h.log(epoch, epoch, groups={"g": [[0.5, 0.5]]}, architecture=_genotype_at(4))
+        h.log(
+            epoch, epoch, groups={"g": [[0.5, 0.5]]}, architecture=architectures.get(architecture)
+        )
     return h
 
 
-def test_plot_run_draws_the_architecture(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "name, kind", [("darts_v2", "darts"), ("nasnet_a", "nasnet"), ("cream_14m", "cream")]
+)
+def test_plot_run_draws_the_architecture_of_any_kind(tmp_path, name, kind) -> None:
     pytest.importorskip("graphviz")
-    history = _tiny_history()
+    history = _tiny_history(name)
     history.save(tmp_path / "history.json")
+    assert SearchHistory.load(tmp_path).last_architecture().kind == kind
     if evolution.shutil.which("dot") is None:
         pytest.skip("Graphviz dot is not installed")
     paths = evolution.plot_run(tmp_path, tmp_path / "out", dpi=30)
     drawing = tmp_path / "out" / "architecture.png"
     assert drawing in paths and drawing.read_bytes()[:8] == PNG
+
+
+def test_the_run_directory_architecture_file_wins(tmp_path) -> None:
+    history = _tiny_history()
     assert evolution.run_architecture(tmp_path, history) == genotypes.get("darts_v2")
     (tmp_path / "genotype.json").write_text(json.dumps(genotypes.get("pc_darts").to_dict()))
     assert evolution.run_architecture(tmp_path, history) == genotypes.get("pc_darts")
+    assert evolution.run_architecture(tmp_path / "elsewhere", SearchHistory("x")) is None
 
 
 def test_plot_run_without_dot_prints_a_note(tmp_path, monkeypatch, capsys) -> None:
