@@ -120,7 +120,7 @@ def make_op(name: str, C_in: int, C_out: int, stride: int) -> nn.Module:
             return nn.Identity()
         return ReLUConvBN(C_in, C_out, 1, stride, 0)  # the TF model's strided/projecting 'none'
     if name in ("conv_1x3_3x1", "conv_1x7_7x1"):
-        return FactorizedConv(C_in, C_out, int(name[-1]), stride)
+        return FactorizedConv(C_in, C_out, 3 if name == "conv_1x3_3x1" else 7, stride)
     if name == "dil_conv_3x3":  # a full 3x3 conv, dilation 2 (separable convs are separate ops)
         return nn.Sequential(
             nn.ReLU(inplace=False),
