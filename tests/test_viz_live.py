@@ -84,7 +84,7 @@ def displayed(monkeypatch) -> tuple[list[dict], FakeHandle]:
 def test_redraws_are_throttled_and_reuse_one_handle(clock, displayed) -> None:
     calls, handle = displayed
     history = _history()
-    plots = live.LivePlots(history, ["alpha_normal", "curves"], min_interval=2.0).attach()
+    plots = live.LivePlots(history, ["alpha_normal", "curves"], min_interval=2.0, dpi=30).attach()
     for epoch in range(10):  # 0.5 s per epoch: a redraw every 4 epochs
         _log(history, epoch)
         clock[0] += 0.5
