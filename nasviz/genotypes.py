@@ -133,8 +133,8 @@ class Genotype:
                 raise ValueError(f"genotype.{cell} must be a non-empty list of [op, input] pairs")
             if len(raw) > MAX_EDGES:
                 raise ValueError(
-                    f"genotype.{cell} has {len(raw)} edges; a cell has at most "
-                    f"MAX_NODES={MAX_NODES} nodes ({MAX_EDGES} edges in the edge-all form)"
+                    f"genotype.{cell} has {len(raw)} edges, more than a cell of at most "
+                    f"MAX_NODES={MAX_NODES} nodes can have ({MAX_EDGES} in the edge-all form)"
                 )
             for n, e in enumerate(raw):
                 if not isinstance(e, (list, tuple)) or len(e) != 2 or not isinstance(e[0], str):

@@ -113,3 +113,106 @@ def test_load_errors(tmp_path):
     wrong.write_text(json.dumps(d))
     with pytest.raises(ValueError, match=r"wrong.json: normal cell, node 0: unknown op 'conv_1x1'"):
         G.Genotype.load(wrong)
+
+
+def test_unknown_name_suggests_the_close_one():
+    with pytest.raises(ValueError, match=r"unknown genotype 'darts_v3'; did you mean DARTS_V2"):
+        G.get("darts_v3")
+    with pytest.raises(ValueError, match=r"unknown op 'sep_conv3x3' \(did you mean 'sep_conv_3x3'"):
+        d = _darts_dict()
+        d["normal"][0][0] = "sep_conv3x3"
+        G.Genotype.from_dict(d)
+
+
+def test_nasnet_a_is_not_an_alias_of_the_darts_repo_approximation():
+    # "nasnet_a" names the real NASNet block cell kind (nasviz.spaces.nasnet), not this one.
+    assert G.get("nasnet") == G.get("NASNet")
+    with pytest.raises(ValueError, match=r"unknown genotype 'nasnet_a'; did you mean NASNet"):
+        G.get("nasnet_a")
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda p: p.write_bytes(b'{"normal": "\xc3\x28"}'), ValueError, "is not UTF-8 text"),
+        (lambda p: p.mkdir(), ValueError, "is a directory"),
+        (lambda p: p.write_text("[" * 50_000 + "]" * 50_000), ValueError, "deeper than 16"),
+        (
+            lambda p: p.write_text(json.dumps({"normal": [[[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]]})),
+            ValueError,
+            "deeper than 16",
+        ),  # fmt: skip
+        (lambda p: p.write_text(" " * (G.MAX_FILE_BYTES + 1)), ValueError, "at most 1,048,576"),
+    ],
+)
+def test_unreadable_files_name_the_file(tmp_path, make, error, message):
+    path = tmp_path / "x.json"
+    make(path)
+    with pytest.raises(error, match=message) as info:
+        G.Genotype.load(path)
+    assert str(path) in str(info.value)
+    with pytest.raises(error, match=message):
+        G.resolve(str(path))
+
+
+def _cells(n_nodes, edge_all=False, op="sep_conv_3x3"):
+    if edge_all:
+        edges = [[op, j] for i in range(n_nodes) for j in range(2 + i)]
+    else:
+        edges = [[op, 0], [op, 1]] * n_nodes
+    concat = list(range(2, n_nodes + 2))
+    return dict(normal=edges, normal_concat=concat, reduce=edges, reduce_concat=concat)
+
+
+@pytest.mark.parametrize("edge_all", [False, True])
+def test_cell_size_is_bounded(edge_all):
+    assert G.Genotype.from_dict(_cells(G.MAX_NODES, edge_all)).num_nodes("normal") == 8
+    # 9 nodes: the DARTS form's 18 edges are counted as nodes, edge-all's 54 are too many edges
+    message = "has 54 edges, more than" if edge_all else "normal cell has 9 nodes; at most"
+    with pytest.raises(ValueError, match=f"{message} .*MAX_NODES=8"):
+        G.Genotype.from_dict(_cells(G.MAX_NODES + 1, edge_all))
+
+
+def _genotype(normal, normal_concat, edge_all=False):
+    darts = G.get("darts_v2")
+    return G.Genotype(normal, normal_concat, darts.reduce, darts.reduce_concat, edge_all)
+
+
+def test_removed_nodes_follow_none_edges_and_removed_inputs():
+    g = G.get("snas_aggressive_edge_all")
+    assert g.removed_nodes("reduce") == {2, 3} and g.removed_nodes("normal") == set()
+    # node 0 only 'none'; node 1 reads only node 0; node 2 reads an input; node 3 node 1 and 2
+    chain = [("none", 0), ("none", 1), ("skip_connect", 2), ("sep_conv_3x3", 2)]
+    chain += [("none", 0), ("max_pool_3x3", 1), ("sep_conv_3x3", 3), ("skip_connect", 4)]
+    g = _genotype(chain, [2, 3, 4, 5])
+    assert G.removed_nodes(g, "normal") == {0, 1}
+    assert G.degenerate_cells(g) == []
+    assert G.degenerate_cells(_genotype(chain, [2, 3])) == ["normal"]
+
+
+@pytest.mark.parametrize(
+    "genotype, cells",
+    [
+        (_genotype([("none", i % 2) for i in range(8)], [2, 3, 4, 5]), ["normal"]),
+        (  # SNAS edge-all form, every edge 'none' in both cells
+            G.Genotype.from_dict(_cells(4, edge_all=True, op="none")),
+            ["normal", "reduce"],
+        ),
+        (  # every concatenated node reachable only through 'none'
+            _genotype(
+                [("none", 0), ("none", 1), ("skip_connect", 2), ("skip_connect", 2)] * 2, [2, 3]
+            ),
+            ["normal"],
+        ),  # fmt: skip
+    ],
+)
+def test_degenerate_cells_are_found_and_refused(genotype, cells):
+    assert G.degenerate_cells(genotype) == cells
+    message = " and ".join(f"the {c} cell" for c in cells)
+    with pytest.raises(ValueError, match=f"degenerate genotype: {message} outputs zeros"):
+        G.check_not_degenerate(genotype)
+
+
+def test_no_published_genotype_is_degenerate():
+    for name in G.names():
+        assert G.degenerate_cells(G.get(name)) == [], name

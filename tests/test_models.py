@@ -55,3 +55,34 @@ def test_flops_and_latency():
     assert flops > 0
     assert count_flops(model, (2, 3, 32, 32)) == 2 * flops
     assert measure_latency(model, (1, 3, 32, 32), warmup=1, repeats=2) > 0
+
+
+def _all_none(edge_all=False):
+    g = G.get("snas_mild_edge_all" if edge_all else "darts_v2")
+    reduce = tuple(("none", j) for _, j in g.reduce)
+    return G.Genotype(g.normal, g.normal_concat, reduce, g.reduce_concat, g.edge_all)
+
+
+@pytest.mark.parametrize("edge_all", [False, True])
+def test_degenerate_genotype_is_refused_unless_allowed(edge_all):
+    g = _all_none(edge_all)
+    for build in (
+        lambda **kw: NetworkCIFAR(8, 10, 5, False, g, **kw),
+        lambda **kw: NetworkImageNet(8, 10, 5, False, g, **kw),
+        lambda **kw: g.build_network(num_classes=10, C=8, layers=5, **kw),
+    ):
+        with pytest.raises(ValueError, match="degenerate genotype: the reduce cell outputs zeros"):
+            build()
+        model = build(allow_degenerate=True).eval()
+        assert model.cells[1].reduction and model.cells[1].node_inputs == [[]] * 4
+    # what the refusal protects from: the reduction cell's output is zeros whatever the input
+    model = NetworkCIFAR(8, 10, 5, False, g, allow_degenerate=True).eval()
+    s0, s1 = torch.randn(2, 24, 32, 32), torch.randn(2, 32, 32, 32)  # stem 3C, cell 0 4C
+    assert torch.count_nonzero(model.cells[1](s0, s1)) == 0
+
+
+def test_network_validates_a_genotype_made_in_code():
+    g = G.get("darts_v2")
+    bad = G.Genotype((("conv_9x9", 0),) + g.normal[1:], g.normal_concat, g.reduce, g.reduce_concat)
+    with pytest.raises(ValueError, match="normal cell, node 0: unknown op 'conv_9x9'"):
+        NetworkCIFAR(8, 10, 5, False, bad)
