@@ -1,7 +1,8 @@
 """Cell diagrams in the papers' style, drawn with graphviz.
 
 ``cell_graph(genotype, "normal")`` returns a ``graphviz.Digraph`` that shows inline in Jupyter:
-inputs c_{k-2} and c_{k-1} on the left, the intermediate nodes 0..n-1, the output c_{k} on the
+inputs c_{k-2} and c_{k-1} (real subscripts) on the left, the intermediate nodes 0..n-1 in reading
+order (column by column, each top to bottom), the output c_{k} on the
 right, one edge per ``(op, input)`` pair labelled with the op and colored by its family (pool,
 skip, sep, dil, other). ``none`` edges are not drawn; a node left with no live input (SNAS
 edge-all cells) is drawn grey and dashed as "removed" and is not linked to the output.
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -62,6 +64,10 @@ _INPUT_FILL = "#d6eaf8"  # light blue, as in the DARTS paper figures
 _NODE_FILL = "#fcf3cf"  # light yellow
 _OUTPUT_FILL = "#d5f5e3"  # light green
 _REMOVED = "#b3b3b3"
+_SUB_SIZE = 9  # points, subscripts of c_{k-2}, c_{k-1}, c_{k} (labels are 12 pt)
+# The widest drawing, in inches (72 pt): graphviz scales larger ones down to fit. 8.5 in is
+# 816 px in a browser, inside a JupyterLab notebook column with the file browser open (~850 px).
+MAX_WIDTH_IN = 8.5
 
 
 class DotNotFoundError(RuntimeError):
@@ -161,28 +167,74 @@ def removed_nodes(genotype: Genotype, cell: str = "normal") -> set[int]:
     return removed
 
 
-def _add_cell(g: Any, genotype: Genotype, cell: str, prefix: str) -> None:
-    """Draw the nodes and edges of one cell into graph ``g``; node ids start with ``prefix``."""
+def state_html(state: int) -> str:
+    """A cell state as a graphviz HTML label with a real subscript: c<SUB>k-2</SUB>, '0', ..."""
+    sub = {0: "k-2", 1: "k-1"}.get(state)
+    return f"<c<SUB>{_small(sub)}</SUB>>" if sub else str(state - 2)
+
+
+def _small(text: str) -> str:
+    """``text`` in the subscript font size (graphviz HTML labels)."""
+    return f'<FONT POINT-SIZE="{_SUB_SIZE}">{text}</FONT>'
+
+
+def node_columns(genotype: Genotype, cell: str = "normal") -> list[list[int]]:
+    """Intermediate nodes (0-based) grouped into the drawing's columns, left to right.
+
+    A node goes one column right of its rightmost drawn input, and never left of the node
+    before it, so reading the columns left to right, each top to bottom, gives 0, 1, 2, ...
+    """
+    columns: list[int] = []  # per node; the two inputs c_{k-2}, c_{k-1} are column 0
+    for i, node in enumerate(genotype.nodes(cell)):
+        inputs = [inp for op, inp in node if op != "none"]
+        from_inputs = 1 + max((columns[inp - 2] if inp >= 2 else 0) for inp in inputs or [0])
+        columns.append(max(from_inputs, columns[i - 1] if i else 1))
+    return [[i for i, c in enumerate(columns) if c == col] for col in sorted(set(columns))]
+
+
+def _same_rank(g: Any, ids: list[str]) -> None:
+    """Put ``ids`` in one rank, in this order (top to bottom): invisible edges between them."""
+    with g.subgraph() as rank:
+        rank.attr(rank="same")
+        for node_id in ids:
+            rank.node(node_id)
+        for a, b in itertools.pairwise(ids):
+            rank.edge(a, b, style="invis")
+
+
+def _add_cell(g: Any, genotype: Genotype, cell: str, prefix: str) -> list[list[str]]:
+    """Draw the nodes and edges of one cell into graph ``g``; node ids start with ``prefix``.
+
+    Returns the node ids to put in one rank each, in reading order: the two inputs, then each
+    column of intermediate nodes (see `node_columns`); the caller makes them ranks.
+    """
     nodes = genotype.nodes(cell)
     removed = removed_nodes(genotype, cell)
     ids = [f"{prefix}in0", f"{prefix}in1"] + [f"{prefix}node{i}" for i in range(len(nodes))]
     out_id = f"{prefix}out"
 
     for s in (0, 1):
-        g.node(ids[s], state_label(s), shape="box", style="rounded,filled", fillcolor=_INPUT_FILL)
+        g.node(ids[s], state_html(s), shape="box", style="rounded,filled", fillcolor=_INPUT_FILL)
     for i in range(len(nodes)):
         if i in removed:
             g.node(
                 ids[i + 2],
                 f"{i}\n(removed)",
                 shape="circle",
+                fontsize="9",
                 style="dashed",
                 color=_REMOVED,
                 fontcolor=_REMOVED,
             )
         else:
             g.node(ids[i + 2], str(i), shape="circle", style="filled", fillcolor=_NODE_FILL)
-    g.node(out_id, "c_{k}", shape="box", style="rounded,filled", fillcolor=_OUTPUT_FILL)
+    g.node(out_id, f"<c<SUB>{_small('k')}</SUB>>", shape="box", style="rounded,filled",
+           fillcolor=_OUTPUT_FILL)  # fmt: skip
+
+    columns = node_columns(genotype, cell)
+    for i, node in enumerate(nodes):
+        if all(op == "none" for op, _ in node):  # nothing drawn into it: anchor it to its column
+            g.edge(ids[1], ids[i + 2], style="invis")
 
     for i, node in enumerate(nodes):
         for op, inp in node:
@@ -193,16 +245,21 @@ def _add_cell(g: Any, genotype: Genotype, cell: str, prefix: str) -> None:
             style = "dashed" if dead else "solid"
             g.edge(ids[inp], ids[i + 2], label=op, color=color, fontcolor=color, style=style)
 
-    for s in genotype.concat(cell):
-        if s >= 2 and s - 2 in removed:
-            continue
+    linked = [s for s in genotype.concat(cell) if not (s >= 2 and s - 2 in removed)]
+    for s in linked:
         g.edge(ids[s], out_id, color="#555555", arrowsize="0.6")
+    for i in columns[-1]:  # the output stays right of the last column, even if it is not linked
+        if i + 2 not in linked:
+            g.edge(ids[i + 2], out_id, style="invis")
+    return [ids[:2]] + [[ids[i + 2] for i in column] for column in columns]
 
 
 def _new_graph(name: str, title: str | None) -> Any:
     """An empty left-to-right CellDigraph with the shared style."""
     g = _digraph_class()(name=name, format="svg")
-    g.attr(rankdir="LR", fontname="Helvetica", nodesep="0.3", ranksep="0.6")
+    # size: scale a wide cell down to MAX_WIDTH_IN (height free) so it is never cut off
+    g.attr(rankdir="LR", fontname="Helvetica", nodesep="0.3", ranksep="0.6",
+           size=f"{MAX_WIDTH_IN},100")  # fmt: skip
     g.attr("node", fontname="Helvetica", fontsize="12", margin="0.05")
     g.attr("edge", fontname="Helvetica", fontsize="10")
     if title:
@@ -215,18 +272,35 @@ def cell_graph(
 ) -> graphviz.Digraph:
     """One cell of ``genotype`` as a left-to-right Digraph (shows inline in Jupyter)."""
     g = _new_graph(f"{cell}_cell", title)
-    _add_cell(g, genotype, cell, prefix="")
+    # Reading order: c_{k-2} above c_{k-1}; nodes 0, 1, 2, ... column by column, top to bottom.
+    for level in _add_cell(g, genotype, cell, prefix=""):
+        _same_rank(g, level)
     return g
 
 
 def genotype_graph(genotype: Genotype, *, title: str | None = None) -> graphviz.Digraph:
-    """Both cells of ``genotype`` in one Digraph: two labelled clusters, normal above reduce."""
+    """Both cells of ``genotype`` in one Digraph, normal above reduce, each under its name.
+
+    No clusters: dot does not keep the order of nodes within a rank inside a cluster, so the
+    cells share one grid instead (column k of both cells in one rank, normal cell first).
+    """
     g = _new_graph("genotype", title)
-    for cell in ("reduce", "normal"):  # dot stacks the last cluster on top: normal above reduce
-        sub = _digraph_class()(name=f"cluster_{cell}")
-        sub.attr(label=f"{cell} cell", labeljust="l", style="rounded", color="#cccccc")
-        _add_cell(sub, genotype, cell, prefix=f"{cell}_")
-        g.subgraph(sub)
+    per_cell: list[list[list[str]]] = []  # [cell][level] -> node ids, top to bottom
+    for cell in ("normal", "reduce"):
+        name_id = f"{cell}_name"  # the cell's name, left of (and between) its two inputs
+        g.node(name_id, f"<<B>{cell}<BR/>cell</B>>", shape="plaintext", fontsize="13")
+        cell_levels = _add_cell(g, genotype, cell, prefix=f"{cell}_")
+        for input_id in cell_levels[0]:
+            g.edge(name_id, input_id, style="invis")
+        per_cell.append([[name_id], *cell_levels])
+    normal, reduce = per_cell
+    for k in range(max(len(normal), len(reduce))):
+        upper, lower = normal[k] if k < len(normal) else [], reduce[k] if k < len(reduce) else []
+        gap = []
+        if upper and lower:  # an invisible spacer keeps the two cells apart
+            gap = [f"gap{k}"]
+            g.node(gap[0], "", shape="point", style="invis", height="0.35", width="0")
+        _same_rank(g, upper + gap + lower)
     return g
 
 
