@@ -185,7 +185,7 @@ def plot_group_evolution(
     ordered = [col for col in cols if col in handles]
     fig.legend(
         [handles[c] for c in ordered], ordered, loc="outside lower center",
-        ncol=min(len(ordered), 7), fontsize=8,
+        ncol=len(ordered) if len(ordered) <= 8 else -(-len(ordered) // 2), fontsize=8,
     )  # fmt: skip
     note = " (dotted: uniform)" if scale == "data" else ""
     fig.suptitle(f"{history.method}: {spec['title']}{note}")
