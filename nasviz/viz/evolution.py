@@ -442,7 +442,7 @@ def available_plots(history: SearchHistory, kind: str = "epoch") -> dict[str, Ca
 
 
 def run_architecture(run_dir: str | Path, history: SearchHistory | None = None) -> Any | None:
-    """The run's architecture: DIR/architecture.json or DIR/genotype.json, else the history's last."""
+    """The run's architecture: DIR/architecture.json or DIR/genotype.json, else the history's."""
     from nasviz import architectures
 
     for name in ARCHITECTURE_FILES:
