@@ -390,8 +390,12 @@ class SearchHistory:
         rows = [r for r in self.select(kind) if name in r.get("groups", {})]
         x = np.array([_x(r) for r in rows], dtype=float)
         shape = (len(rows), len(spec["rows"]), len(spec["cols"]))
-        # JSON null -> NaN with dtype=float
-        values = np.array([r["groups"][name] for r in rows], dtype=float).reshape(shape)
+        try:  # JSON null -> NaN with dtype=float
+            values = np.array([r["groups"][name] for r in rows], dtype=float).reshape(shape)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"group {name!r}: a record's values are not {shape[1]} x {shape[2]} numbers ({exc})"
+            ) from exc
         return x, values
 
     def has_group_data(self, name: str, kind: str = "epoch") -> bool:

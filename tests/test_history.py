@@ -130,6 +130,9 @@ def test_group_series_and_nan() -> None:
     np.testing.assert_allclose(v[1], v1.numpy(), rtol=1e-6)
     xs, _ = h.group_series("g", kind="step")
     assert xs.tolist() == [0.5]
+    h.records[0]["groups"]["g"] = [[0.5, 0.5]]  # as a corrupted file would hold it
+    with pytest.raises(ValueError, match="group 'g': a record's values are not 2 x 3 numbers"):
+        h.group_series("g")
 
 
 def test_callbacks_and_notify() -> None:
