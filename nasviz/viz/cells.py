@@ -258,7 +258,7 @@ def _new_graph(name: str, title: str | None) -> Any:
     """An empty left-to-right CellDigraph with the shared style."""
     g = _digraph_class()(name=name, format="svg")
     # size: scale a wide cell down to MAX_WIDTH_IN (height free) so it is never cut off
-    g.attr(rankdir="LR", fontname="Helvetica", nodesep="0.3", ranksep="0.6",
+    g.attr(rankdir="LR", fontname="Helvetica", nodesep="0.3", ranksep="0.3",
            size=f"{MAX_WIDTH_IN},100")  # fmt: skip
     g.attr("node", fontname="Helvetica", fontsize="12", margin="0.05")
     g.attr("edge", fontname="Helvetica", fontsize="10")
