@@ -1,0 +1,272 @@
+"""The bad-input catalogue: every way a careless user or a hostile file can go wrong, one line each.
+
+A case is ``cli(name, argv, status, regex)`` (run ``nasviz.cli.main(argv)`` in-process) or
+``py(name, fn, exception, regex)`` (call ``fn(tmp)``), with an optional ``setup(tmp, monkeypatch)``
+that makes the user's files first. ``{tmp}`` in argv is the case's directory; ``<tmp>`` in the
+regex matches it. Every case asserts the exit status or exception type, that the message matches,
+that the CLI prints no traceback, that no code from a file ran (no ``MARKER`` file), and that no
+file or directory the user had is changed, deleted or added to.
+
+To add a new method's bad inputs, append one ``cli(...)`` / ``py(...)`` line per case to the
+section for it at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from nasviz import architectures, checkpoint
+from nasviz import genotypes as G
+from nasviz.cli import main
+from nasviz.models import NetworkCIFAR
+
+Setup = Callable[[Path, pytest.MonkeyPatch], None]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: what runs, what must come out."""
+
+    run: tuple[str, ...] | Callable[[Path], Any]  # CLI argv, or a Python callable of the tmp dir
+    expect: int | type[BaseException]  # exit status (CLI) or exception type (Python)
+    message: str  # regex the error message must match
+    setup: Setup | None = None
+
+
+def cli(name: str, argv: list[str], status: int, message: str, setup: Setup | None = None):
+    """A CLI case: ``nasviz <argv>`` exits with ``status`` and an error matching ``message``."""
+    return pytest.param(Case(tuple(argv), status, message, setup), id=name)
+
+
+def py(
+    name: str,
+    fn: Callable[[Path], Any],
+    error: type[BaseException],
+    message: str,
+    setup: Setup | None = None,
+):
+    """A Python API case: ``fn(tmp)`` raises ``error`` with a message matching ``message``."""
+    return pytest.param(Case(fn, error, message, setup), id=name)
+
+
+# ------------------------------------------------------------------------- files a case can make
+class _Payload:
+    """Unpickling this with a full unpickler creates ``MARKER``: a crafted checkpoint's attack."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def malicious_checkpoint(run_dir: str = "run") -> Setup:
+    def make(tmp: Path, _: pytest.MonkeyPatch) -> None:
+        (tmp / run_dir).mkdir()
+        state = {"kind": "search", "epoch": 1, "rng": _Payload(tmp / "MARKER")}
+        torch.save(state, tmp / run_dir / "checkpoint.pt")
+
+    return make
+
+
+def checkpoint_bytes(content: bytes | Callable[[bytes], bytes], run_dir: str = "run") -> Setup:
+    """``run_dir/checkpoint.pt`` holding ``content``, or ``content(a real checkpoint's bytes)``."""
+
+    def make(tmp: Path, _: pytest.MonkeyPatch) -> None:
+        path = tmp / run_dir / "checkpoint.pt"
+        path.parent.mkdir()
+        if callable(content):
+            checkpoint.save({"kind": "search", "w": torch.randn(4096)}, path)
+            path.write_bytes(content(path.read_bytes()))
+        else:
+            path.write_bytes(content)
+
+    return make
+
+
+def old_checkpoint(run_dir: str = "run", **fields: Any) -> Setup:
+    """A checkpoint of another format version (or kind): ``fields`` go into its dict."""
+
+    def make(tmp: Path, _: pytest.MonkeyPatch) -> None:
+        (tmp / run_dir).mkdir()
+        torch.save({"kind": "search", **fields}, tmp / run_dir / "checkpoint.pt")
+
+    return make
+
+
+def file(name: str, content: bytes | str | None = None) -> Setup:
+    """``name`` holding ``content``; None makes a directory called ``name``."""
+
+    def make(tmp: Path, _: pytest.MonkeyPatch) -> None:
+        path = tmp / name
+        if content is None:
+            path.mkdir(parents=True)
+        elif isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+    return make
+
+
+def genotype_file(mutate: Callable[[dict], Any], name: str = "g.json", base: str = "darts_v2"):
+    """A published genotype's JSON changed by ``mutate(d)`` (in place or returning a new dict)."""
+    d = G.get(base).to_dict()
+    d = mutate(d) or d
+    return file(name, json.dumps(d))
+
+
+def _set(key: str, value: Any) -> Callable[[dict], None]:
+    return lambda d: d.__setitem__(key, value)
+
+
+def _edge(cell: str, i: int, edge: list) -> Callable[[dict], None]:
+    return lambda d: d[cell].__setitem__(i, edge)
+
+
+def _all_none(d: dict) -> None:
+    d["normal"] = [["none", j] for _, j in d["normal"]]
+
+
+def _nodes(n: int) -> Callable[[dict], dict]:
+    edges = [["sep_conv_3x3", 0], ["skip_connect", 1]] * n
+    concat = list(range(2, n + 2))
+    return lambda d: dict(normal=edges, normal_concat=concat, reduce=edges, reduce_concat=concat)
+
+
+def cifar10(garbage_in: str | None) -> Setup:
+    """``{tmp}/data/cifar-10-batches-py`` in the real layout (see tests/test_data.py) with garbage
+    bytes in the file ``garbage_in``; torchvision's md5 check is what finds them."""
+
+    def make(tmp: Path, _: pytest.MonkeyPatch) -> None:
+        folder = tmp / "data" / "cifar-10-batches-py"
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            entry = {
+                "batch_label": name,
+                "labels": rng.integers(0, 10, size=3).tolist(),
+                "data": rng.integers(0, 256, size=(3, 3072), dtype=np.uint8),
+            }
+            (folder / name).write_bytes(pickle.dumps(entry, protocol=2))
+        (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": ["x"] * 10}))
+        if garbage_in is not None:
+            (folder / garbage_in).write_bytes(b"\x80\x02garbage, not a pickle of a batch")
+
+    return make
+
+
+# ------------------------------------------------------------------------------------ the cases
+SEARCH = ["search", "darts", "--no-progress"]
+RETRAIN = ["retrain", "--genotype", "darts_v2", "--preset", "smoke", "--no-progress"]
+RESUME_SEARCH = [*SEARCH, "--out", "{tmp}/run", "--resume"]
+RESUME_RETRAIN = [*RETRAIN, "--out", "{tmp}/run", "--resume"]
+NOT_SAFE = r"<tmp>/run/checkpoint.pt is not a safe nasviz checkpoint: .*none of its code ran"
+NOT_READABLE = r"<tmp>/run/checkpoint.pt is not a readable nasviz checkpoint \(corrupt"
+INFO = ["info", "--genotype", "{tmp}/g.json"]
+
+CHECKPOINT_CASES = [
+    cli("malicious checkpoint, search --resume", RESUME_SEARCH, 2, NOT_SAFE, malicious_checkpoint()),
+    cli("malicious checkpoint, retrain --resume", RESUME_RETRAIN, 2, NOT_SAFE, malicious_checkpoint()),
+    cli("corrupt checkpoint", RESUME_SEARCH, 2, NOT_READABLE, checkpoint_bytes(os.urandom(4096))),
+    cli("truncated checkpoint", RESUME_SEARCH, 2, NOT_READABLE, checkpoint_bytes(lambda b: b[:9000])),
+    cli("empty checkpoint", RESUME_RETRAIN, 2, NOT_READABLE, checkpoint_bytes(b"")),
+    cli("missing checkpoint, search --resume", RESUME_SEARCH, 2, r"no checkpoint at <tmp>/run/checkpoint.pt; nothing to resume", file("run")),
+    cli("nothing to resume, retrain", RESUME_RETRAIN, 2, r"no checkpoint at <tmp>/run/checkpoint.pt; nothing to resume"),
+    cli("checkpoint is a directory", RESUME_SEARCH, 2, r"checkpoint.pt is a directory", file("run/checkpoint.pt")),
+    cli("checkpoint from a newer nasviz", RESUME_SEARCH, 2, r"newer nasviz \(checkpoint format 99\).*upgrade", old_checkpoint(format=99)),
+    cli("checkpoint from an older nasviz", RESUME_SEARCH, 2, r"older nasviz \(checkpoint format 0\)", old_checkpoint(format=0)),
+    cli("retrain checkpoint given to search", RESUME_SEARCH, 2, r"not a nasviz search checkpoint \(found 'retrain'\)", old_checkpoint(kind="retrain")),
+    py("checkpoint.load of a malicious pickle", lambda t: checkpoint.load(t / "run/checkpoint.pt", kind="search"), ValueError, NOT_SAFE, malicious_checkpoint()),
+]  # fmt: skip
+
+GENOTYPE_CASES = [
+    cli("genotype file with invalid UTF-8", INFO, 2, r"<tmp>/g.json is not UTF-8 text", file("g.json", b'{"normal": "\xff"}')),
+    cli("genotype file with invalid UTF-8, retrain", [*RETRAIN[:1], "--genotype", "{tmp}/g.json", "--out", "{tmp}/run"], 2, r"<tmp>/g.json is not UTF-8", file("g.json", b"\xfe\xff")),
+    cli("directory named x.json", ["info", "--genotype", "{tmp}/x.json"], 2, r"<tmp>/x.json is a directory", file("x.json")),
+    cli("missing genotype file", ["info", "--genotype", "{tmp}/none.json"], 2, r"<tmp>/none.json does not exist"),
+    cli("deeply nested JSON", INFO, 2, r"<tmp>/g.json nests arrays/objects deeper than 16", file("g.json", "[" * 100_000 + "]" * 100_000)),
+    cli("genotype file not JSON", INFO, 2, r"<tmp>/g.json is not valid JSON", file("g.json", "{normal: ")),
+    cli("unknown op", INFO, 2, r"g.json: normal cell, node 0: unknown op 'sep_conv3x3' \(did you mean 'sep_conv_3x3'", genotype_file(_edge("normal", 0, ["sep_conv3x3", 0]))),
+    cli("input index out of range", INFO, 2, r"reduce cell, node 1: input 3 out of range", genotype_file(_edge("reduce", 2, ["skip_connect", 3]))),
+    cli("empty concat", INFO, 2, r"g.json: normal_concat is empty", genotype_file(_set("normal_concat", []))),
+    cli("all-none genotype, info", INFO, 2, r"degenerate genotype: the normal cell outputs zeros", genotype_file(_all_none)),
+    cli("all-none genotype, retrain", ["retrain", "--genotype", "{tmp}/g.json", "--preset", "smoke", "--out", "{tmp}/run"], 2, r"degenerate genotype: the normal cell", genotype_file(_all_none)),
+    cli("all-none SNAS edge-all genotype", INFO, 2, r"degenerate genotype: the normal cell", genotype_file(_all_none, base="snas_mild_edge_all")),
+    cli("16-node genotype", INFO, 2, r"normal cell has 16 nodes; at most MAX_NODES=8", genotype_file(_nodes(16))),
+    cli("unknown genotype name with a suggestion", ["info", "--genotype", "darts_v3"], 2, r"unknown architecture 'darts_v3'; did you mean darts_v2"),
+    py("genotypes.get with a suggestion", lambda t: G.get("darts_v3"), ValueError, r"unknown genotype 'darts_v3'; did you mean DARTS_V2"),
+    py("Genotype.load of a directory", lambda t: G.Genotype.load(t / "x.json"), ValueError, r"x.json is a directory", file("x.json")),
+    py("architectures.load of invalid UTF-8", lambda t: architectures.load(t / "g.json"), ValueError, r"<tmp>/g.json is not UTF-8", file("g.json", b"\xff")),
+    py("NetworkCIFAR of an all-none genotype", lambda t: NetworkCIFAR(8, 10, 5, False, G.Genotype.load(t / "g.json")), ValueError, r"allow_degenerate=True", genotype_file(_all_none)),
+]  # fmt: skip
+
+DATA_AND_RUN_CASES = [
+    cli("unknown dataset, search", [*SEARCH, "--dataset", "mnist", "--out", "{tmp}/run"], 2, r"unknown dataset 'mnist'; known datasets: digits, cifar10"),
+    cli("unknown dataset, retrain", [*RETRAIN, "--dataset", "mnist", "--out", "{tmp}/run"], 2, r"unknown dataset 'mnist'"),
+    cli("missing CIFAR-10", [*SEARCH, "--dataset", "cifar10", "--data-root", "{tmp}/data", "--out", "{tmp}/run"], 2, r"CIFAR-10 not found or corrupted in <tmp>/data/cifar-10-batches-py.*--download", file("data")),
+    cli("corrupt CIFAR-10 (md5 differs)", [*SEARCH, "--dataset", "cifar10", "--data-root", "{tmp}/data", "--out", "{tmp}/run"], 2, r"CIFAR-10 not found or corrupted in <tmp>/data", cifar10("data_batch_3")),
+    cli("corrupt CIFAR-10 test batch, retrain", [*RETRAIN, "--dataset", "cifar10", "--data-root", "{tmp}/data", "--out", "{tmp}/run"], 2, r"CIFAR-10 not found or corrupted in <tmp>/data", cifar10("test_batch")),
+    cli("plot on an empty directory", ["plot", "{tmp}/empty"], 2, r"no search history at <tmp>/empty/history.json", file("empty")),
+    cli("existing run without --resume", [*RETRAIN, "--out", "{tmp}/run"], 2, r"checkpoint.pt already exists: pass --resume", checkpoint_bytes(b"a previous run")),
+]  # fmt: skip
+
+# ------------------------------------------------------------------ config and engine cases (lead)
+# Misspelt keywords, bad values, resume with another method, bad --out, warm-up covering every
+# epoch, NaN loss ...: one line each, e.g.
+#   cli("misspelt option", [*SEARCH, "--epoch", "3", "--out", "{tmp}/run"], 2, r"--epochs"),
+#   py("preset(lr='fast')", lambda t: preset("darts", "quick", lr="fast"), ValueError, r"lr"),
+CONFIG_AND_ENGINE_CASES: list = []
+
+CASES = CHECKPOINT_CASES + GENOTYPE_CASES + DATA_AND_RUN_CASES + CONFIG_AND_ENGINE_CASES
+
+
+# ------------------------------------------------------------------------------------- the test
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file (sha256) and directory under ``root``, by relative path."""
+    return {
+        str(p.relative_to(root)): "dir"
+        if p.is_dir()
+        else hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _run_cli(argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    try:
+        status = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    captured = capsys.readouterr()
+    return status, captured.out + captured.err
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    if case.setup is not None:
+        case.setup(tmp_path, monkeypatch)
+    before = _snapshot(tmp_path)
+    message = case.message.replace("<tmp>", re.escape(str(tmp_path)))
+    if isinstance(case.run, tuple):
+        status, printed = _run_cli([a.format(tmp=tmp_path) for a in case.run], capsys)
+        assert status == case.expect, printed
+        errors = [line for line in printed.splitlines() if ": error: " in line]
+        assert len(errors) == 1 and re.search(message, errors[0]), printed
+        assert "Traceback" not in printed, printed
+    else:
+        with pytest.raises(case.expect, match=message):
+            case.run(tmp_path)
+    assert not (tmp_path / "MARKER").exists(), "code from a file ran"
+    assert _snapshot(tmp_path) == before, "a file the user had was changed, removed or added"
