@@ -184,9 +184,15 @@ class Genotype:
             return NetworkImageNet(C or 48, num_classes, layers or 14, auxiliary, self, **kw)
         return NetworkCIFAR(C or 36, num_classes, layers or 20, auxiliary, self, **kw)
 
-    def reference_networks(self) -> list[tuple[str, Any, tuple[int, ...]]]:
-        """The networks `nasviz info` reports: the CIFAR-10 evaluation config (C=36, 20 cells)."""
-        net = self.build_network(num_classes=10, image_size=32)
+    def reference_networks(
+        self, allow_degenerate: bool = False
+    ) -> list[tuple[str, Any, tuple[int, ...]]]:
+        """The networks `nasviz info` reports: the CIFAR-10 evaluation config (C=36, 20 cells).
+
+        A degenerate genotype is refused unless ``allow_degenerate`` (e.g. to report the cost of a
+        cell a search derived, whatever it is).
+        """
+        net = self.build_network(num_classes=10, image_size=32, allow_degenerate=allow_degenerate)
         return [("CIFAR-10 eval config (C=36, 20 cells, 10 classes)", net, (1, 3, 32, 32))]
 
     def graph(self, title: str | None = None) -> Any:

@@ -86,3 +86,11 @@ def test_network_validates_a_genotype_made_in_code():
     bad = G.Genotype((("conv_9x9", 0),) + g.normal[1:], g.normal_concat, g.reduce, g.reduce_concat)
     with pytest.raises(ValueError, match="normal cell, node 0: unknown op 'conv_9x9'"):
         NetworkCIFAR(8, 10, 5, False, bad)
+
+
+def test_reference_networks_report_a_degenerate_genotype_only_when_asked():
+    g = _all_none()
+    with pytest.raises(ValueError, match="degenerate"):
+        g.reference_networks()
+    ((desc, net, shape),) = g.reference_networks(allow_degenerate=True)
+    assert "C=36" in desc and shape == (1, 3, 32, 32) and count_parameters(net) > 0
