@@ -19,7 +19,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz.genotypes import CELL_TYPES, PRIMITIVES
-from nasviz.spaces.operations import FactorizedReduce, ReLUConvBN, Zero, is_pool, make_op
+from nasviz.spaces.operations import (
+    FactorizedReduce,
+    Identity,
+    ReLUConvBN,
+    Zero,
+    is_pool,
+    make_op,
+    starts_with_relu,
+)
 
 
 def edge_list(steps: int = 4) -> list[tuple[int, int]]:
@@ -218,7 +226,17 @@ def valid_k(config: SpaceConfig) -> list[int]:
 
 # ----------------------------------------------------------------------------------- cells
 class SearchCell(nn.Module):
-    """A cell with ``steps`` nodes; node i mixes every earlier state through one edge each."""
+    """A cell with ``steps`` nodes; node i mixes every earlier state through one edge each.
+
+    Two forwards compute the same function (tests/test_fast_path.py checks outputs and gradients):
+
+    * the reference one reads like the paper: every edge is a `MixedOp` called on its input
+      state, and a node is the (edge-weighted) sum of its edges;
+    * the fast one (the default) does once per *state* what is the same on every edge reading
+      it, and sums a node in one reduction. See `_forward_fast`.
+
+    ``reference=True`` selects the reference forward (and keeps every edge's pooling BN its own).
+    """
 
     def __init__(
         self,
@@ -231,21 +249,50 @@ class SearchCell(nn.Module):
         C: int,
         reduction: bool,
         reduction_prev: bool,
+        reference: bool = False,
     ):
         super().__init__()
         self.reduction = reduction
         self.steps = steps
         self.multiplier = multiplier
+        self.reference = reference
         if reduction_prev:
             self.preprocess0: nn.Module = FactorizedReduce(C_prev_prev, C, affine=False)
         else:
             self.preprocess0 = ReLUConvBN(C_prev_prev, C, 1, 1, 0, affine=False)
         self.preprocess1 = ReLUConvBN(C_prev, C, 1, 1, 0, affine=False)
         self.edges = nn.ModuleList(
-            mixing.make_edge(C, 2 if reduction and j < 2 else 1, primitives)
-            for i in range(steps)
-            for j in range(2 + i)
+            mixing.make_edge(C, self.stride(j), primitives) for j, _ in edge_list(steps)
         )
+        ops = self.edges[0].ops
+        self._pools = [k for k, name in enumerate(primitives) if is_pool(name)]
+        # Columns of the op weights that reach the output ('none' adds nothing, as in MixedOp).
+        kept = [k for k, op in enumerate(ops) if not isinstance(op, Zero)]
+        self._kept = (
+            slice(kept[0], kept[-1] + 1) if kept == list(range(kept[0], kept[-1] + 1)) else kept
+        )
+        self._k = getattr(self.edges[0], "k", 1)  # PC-DARTS partial channels (1 = all)
+        if not reference:
+            self._share_parameter_free_ops()
+
+    def stride(self, j: int) -> int:
+        """Stride of the edges reading state j (2 for s0/s1 in a reduction cell)."""
+        return 2 if self.reduction and j < 2 else 1
+
+    def _share_parameter_free_ops(self) -> None:
+        """Edges reading the same state share their pooling + BN(affine=False) modules.
+
+        These ops have no weights, so on the same input every edge computes the same output (the
+        same batch statistics in training; in eval the same running statistics, since each edge's
+        BN was updated with the same batches). Shared, the op runs once per state, and its
+        running statistics are updated once per forward, as each edge's own were. The state_dict
+        keeps every edge's keys (with equal values), so checkpoints are unchanged.
+        """
+        first: dict[int, MixedOp] = {}
+        for e, (j, _) in enumerate(edge_list(self.steps)):
+            owner = first.setdefault(j, self.edges[e])
+            for k in self._pools:
+                self.edges[e].ops[k] = owner.ops[k]
 
     def forward(
         self,
@@ -255,6 +302,21 @@ class SearchCell(nn.Module):
         edge_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        if self.reference or self._ops_hooked():
+            return self._forward_reference(states, weights, edge_weights)
+        return self._forward_fast(states, weights, edge_weights)
+
+    def _ops_hooked(self) -> bool:
+        """True if hooks watch the edges' ops (they expect every op called as its own module)."""
+        from torch.nn.modules import module as m
+
+        if m._global_forward_hooks or m._global_forward_pre_hooks:
+            return True
+        return any(op._forward_hooks or op._forward_pre_hooks for e in self.edges for op in e.ops)
+
+    def _forward_reference(
+        self, states: list[torch.Tensor], weights: torch.Tensor, edge_weights: torch.Tensor | None
+    ) -> torch.Tensor:
         offset = 0
         for _ in range(self.steps):
             node = None
@@ -266,6 +328,77 @@ class SearchCell(nn.Module):
             offset += len(states)
             states.append(node)
         return torch.cat(states[-self.multiplier :], dim=1)
+
+    def _forward_fast(
+        self, states: list[torch.Tensor], weights: torch.Tensor, edge_weights: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The same function as `_forward_reference`, with fewer and larger kernels.
+
+        * Per state, once for all edges reading it: the leading ReLU of every conv op (all of
+          them start with ReLU(x)), the parameter-free ops (pooling + BN, identity), and for
+          PC-DARTS the channel split and the bypass (max-pooled on stride-2 edges).
+        * Per node, one reduction: node = sum_{e,k} w_ek * op_ek(x_e) is one tensordot of the
+          [n] weights with the stacked [n, B, C, H, W] op outputs, where w_ek = softmax(alpha)_ek
+          (times the edge weight softmax(beta)_e for PC-DARTS), instead of 2n small mul/add.
+        * PC-DARTS: an edge is shuffle(cat(mixed_e, bypass_e)), and shuffle and cat are linear,
+          so node = shuffle(cat(sum_e b_e mixed_e, sum_e b_e bypass_e)): one cat and one shuffle
+          per node instead of per edge.
+        """
+        w = weights if edge_weights is None else weights * edge_weights[:, None]  # [edges, ops]
+        w = w[:, self._kept]  # [edges, kept ops]
+        shared: list[dict] = []
+        offset = 0
+        for _ in range(self.steps):
+            n = len(states)
+            while len(shared) < n:  # what every edge reading a new state needs, computed once
+                shared.append(self._state_inputs(states[len(shared)], len(shared)))
+            outs, bypass = [], []
+            for j in range(n):
+                outs += self._edge_outputs(self.edges[offset + j], shared[j])
+                bypass.append(shared[j]["bypass"])
+            node = torch.tensordot(w[offset : offset + n].reshape(-1), torch.stack(outs), dims=1)
+            if self._k > 1:
+                b = torch.stack(bypass)  # [n, B, C - C/K, H, W]
+                b = (
+                    b.sum(0)
+                    if edge_weights is None
+                    else torch.tensordot(edge_weights[offset : offset + n], b, dims=1)
+                )
+                node = channel_shuffle(torch.cat([node, b], dim=1), self._k)
+            offset += n
+            states.append(node)
+        return torch.cat(states[-self.multiplier :], dim=1)
+
+    def _state_inputs(self, h: torch.Tensor, j: int) -> dict:
+        """Per state: the channels the ops see, their ReLU, the bypass (PC-DARTS); pools lazily."""
+        x, bypass = h, None
+        if self._k > 1:
+            c_part = h.shape[1] // self._k
+            x, bypass = h[:, :c_part], h[:, c_part:]
+            if self.stride(j) == 2:
+                bypass = F.max_pool2d(bypass, 2, 2, ceil_mode=True)
+        return {"x": x, "relu": None, "pool": {}, "bypass": bypass}
+
+    def _edge_outputs(self, edge: MixedOp, inp: dict) -> list[torch.Tensor]:
+        """The kept ops' outputs of one edge, reusing the state's shared results."""
+        x, outs = inp["x"], []
+        ops = edge.ops
+        kept = range(len(ops))[self._kept] if isinstance(self._kept, slice) else self._kept
+        for k in kept:
+            op = ops[k]
+            if k in self._pools:  # shared module: computed by the first edge reading the state
+                if k not in inp["pool"]:
+                    inp["pool"][k] = op(x)
+                outs.append(inp["pool"][k])
+            elif isinstance(op, Identity):
+                outs.append(x)
+            elif starts_with_relu(op):
+                if inp["relu"] is None:
+                    inp["relu"] = F.relu(x)
+                outs.append(op.after_relu(inp["relu"]))
+            else:
+                outs.append(op(x))
+        return outs
 
 
 # ----------------------------------------------------------------------------------- network
@@ -287,7 +420,8 @@ class SearchNetwork(nn.Module):
 
     Architecture parameters (alphas, and betas if the mixing uses edge normalization) are shared
     by all cells of a type and live here; `weight_parameters()` and `arch_parameters()` split them
-    for the bilevel optimizers.
+    for the bilevel optimizers. ``reference=True`` runs the cells' straightforward forward (every
+    edge a `MixedOp` call) instead of the fast one; both compute the same function.
     """
 
     def __init__(
@@ -296,6 +430,8 @@ class SearchNetwork(nn.Module):
         mixing: Mixing | None = None,
         primitives: Sequence[str] = PRIMITIVES,
         generator: torch.Generator | None = None,
+        *,
+        reference: bool = False,
     ):
         super().__init__()
         self.config = config
@@ -317,7 +453,7 @@ class SearchNetwork(nn.Module):
                 C_curr *= 2
             cell = SearchCell(
                 self.mixing, self.primitives, steps, config.multiplier,
-                C_prev_prev, C_prev, C_curr, reduction, reduction_prev,
+                C_prev_prev, C_prev, C_curr, reduction, reduction_prev, reference,
             )  # fmt: skip
             self.cells.append(cell)
             reduction_prev = reduction

@@ -12,7 +12,26 @@ import torch
 from torch import nn
 
 
-class ReLUConvBN(nn.Sequential):
+class ReLUFirst(nn.Sequential):
+    """A Sequential whose first module is a ReLU.
+
+    `after_relu` runs the rest on an input that is already rectified: the search cell rectifies
+    each state once for all the conv ops of all the edges reading it, instead of once per op.
+    """
+
+    def leading(self) -> nn.Module:
+        """The module that sees the op's input first (the ReLU)."""
+        return self[0]
+
+    def after_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """The op on ``x`` = ReLU(input): every module but the leading ReLU."""
+        for i, module in enumerate(self._modules.values()):
+            if i:
+                x = module(x)
+        return x
+
+
+class ReLUConvBN(ReLUFirst):
     """ReLU -> conv -> BN, the preprocessing block of cells."""
 
     def __init__(
@@ -25,7 +44,7 @@ class ReLUConvBN(nn.Sequential):
         )
 
 
-class DilConv(nn.Sequential):
+class DilConv(ReLUFirst):
     """ReLU -> depthwise kxk (dilated) conv -> 1x1 conv -> BN."""
 
     def __init__(
@@ -58,6 +77,14 @@ class SepConv(nn.Sequential):
             DilConv(C_in, C_in, kernel, stride, padding, 1, affine),
             DilConv(C_in, C_out, kernel, 1, padding, 1, affine),
         )
+
+    def leading(self) -> nn.Module:
+        """The module that sees the op's input first (the first block's ReLU)."""
+        return self[0].leading()
+
+    def after_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """The op on an already rectified input (see `ReLUFirst`)."""
+        return self[1](self[0].after_relu(x))
 
 
 class Identity(nn.Module):
@@ -95,14 +122,21 @@ class FactorizedReduce(nn.Module):
         self.bn = nn.BatchNorm2d(C_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
+        return self.after_relu(self.relu(x))
+
+    def leading(self) -> nn.Module:
+        """The module that sees the op's input first (the ReLU)."""
+        return self.relu
+
+    def after_relu(self, x: torch.Tensor) -> torch.Tensor:
+        """The op on an already rectified input (see `ReLUFirst`)."""
         a = self.conv_1(x)
         # Shift by one pixel so the two halves sample complementary positions; pad odd sizes back.
         b = self.conv_2(nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1)))
         return self.bn(torch.cat([a, b[:, :, : a.shape[2], : a.shape[3]]], dim=1))
 
 
-class Conv7x1_1x7(nn.Sequential):
+class Conv7x1_1x7(ReLUFirst):
     """NASNet/AmoebaNet's factorized 7x7: ReLU -> 1x7 -> 7x1 -> BN."""
 
     def __init__(self, C: int, stride: int, affine: bool = True):
@@ -140,6 +174,15 @@ def make_op(name: str, C: int, stride: int, affine: bool = True) -> nn.Module:
     if name not in OPS:
         raise ValueError(f"unknown operation {name!r}; known operations: {', '.join(OPS)}")
     return OPS[name](C, stride, affine)
+
+
+def starts_with_relu(op: nn.Module) -> bool:
+    """True if ``op`` begins with a plain ReLU that `after_relu` skips (the conv ops of the space).
+
+    Checked on the module itself, so an op whose ReLU was swapped for another activation (a
+    smooth one for finite-difference tests, say) runs whole instead.
+    """
+    return hasattr(op, "after_relu") and type(op.leading()) is nn.ReLU
 
 
 def is_pool(name: str) -> bool:
