@@ -2,7 +2,8 @@
 
 Used by tests/test_browser.py and, as a script, to time the notebooks in the browser:
 
-    python tests/browser_helpers.py --mode smoke --out /tmp/shots 00_tour 01_darts
+    python tests/browser_helpers.py --mode smoke --out /tmp/shots 00_tour 02_pc_darts \\
+        --click-panel 02_pc_darts
     python tests/browser_helpers.py --mode quick --timeout 480 02_pc_darts
 
 ``jupyter_lab()`` starts JupyterLab on 127.0.0.1 (free port, random token, throw-away settings
@@ -343,8 +344,10 @@ def screenshots(page: Any, directory: Path, stem: str) -> list[Path]:
     scroller = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer"
     height = page.evaluate(f"() => document.querySelector('{scroller}').scrollHeight")
     view = page.evaluate(f"() => document.querySelector('{scroller}').clientHeight")
+    last = max(height - view, 0)  # the final page ends at the bottom, no blank page after it
+    tops = [*range(0, last, max(view - 40, 100)), last]
     paths = []
-    for i, top in enumerate(range(0, max(height, 1), max(view - 40, 100))):
+    for i, top in enumerate(tops):
         page.evaluate(f"() => document.querySelector('{scroller}').scrollTo(0, {top})")
         page.wait_for_timeout(300)
         path = directory / f"{stem}_{i + 1:02d}.png"
@@ -360,7 +363,10 @@ def click_panel_run(page: Any, timeout: float = 180.0) -> float:
     no row appears in ``timeout`` seconds.
     """
     button = page.locator(".jp-OutputArea-output .jupyter-widgets button", has_text="Run").first
-    button.wait_for(timeout=10_000)
+    try:
+        button.wait_for(timeout=10_000)
+    except Exception as exc:  # playwright's TimeoutError
+        raise AssertionError(f"no search panel with a Run button in the notebook ({exc})") from exc
     panel = page.locator(".jp-OutputArea-output", has=button)
     rows = panel.locator("tbody tr")
     before = rows.count()
@@ -430,7 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["smoke", "quick"], default="smoke")
     parser.add_argument("--timeout", type=float, default=480.0, help="seconds per notebook")
     parser.add_argument("--out", type=Path, default=None, help="screenshot folder")
-    parser.add_argument("--click-panel", action="store_true", help="click Run in a panel")
+    parser.add_argument(
+        "--click-panel", nargs="*", default=[], help="notebooks whose search panel's Run is clicked"
+    )
     parser.add_argument("--json", type=Path, default=None, help="append results to this file")
     args = parser.parse_args(argv)
     reason = missing_browser_reason()
@@ -446,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
         with jupyter_lab(root, env) as server, open_browser() as page:
             for name in names:
                 load = os.getloadavg()
-                report = run_notebook(page, server, name, args.timeout, args.out, args.click_panel)
+                click = Path(name).stem in [Path(n).stem for n in args.click_panel]
+                report = run_notebook(page, server, name, args.timeout, args.out, click)
                 server.shutdown_kernels()
                 failed += bool(report.problems)
                 status = (
