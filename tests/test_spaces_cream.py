@@ -10,6 +10,7 @@ from nasviz import architectures
 from nasviz.resources import count_flops, count_parameters
 from nasviz.spaces.cream import (
     CHOICES,
+    OFFICIAL_COUNTS,
     RELEASED,
     CreamNetwork,
     CreamPath,
@@ -51,6 +52,7 @@ def test_released_model_matches_the_official_child_network(name):
     # counts conv/linear multiply-adds only, 3.5-6% fewer.
     named = int(name.split("_")[1][:-1])
     assert 0.93 * named < path.madds() < named
+    assert OFFICIAL_COUNTS[name] == (params, named)  # what `nasviz info` may print as official
 
 
 def test_reference_network_is_imagenet_at_the_path_resolution():
@@ -219,6 +221,12 @@ def test_build_network_scales_for_digits_and_refuses_layers():
     assert logits.shape == (2, 10) and aux is None
     with pytest.raises(ValueError, match="fixes its own depth"):
         path.build_network(num_classes=10, layers=8)
+
+
+def test_a_path_is_an_architecture():
+    path = architectures.resolve("cream_287m")
+    assert isinstance(path, architectures.Architecture) and path.kind == "cream"
+    assert architectures.resolve(path) is path
 
 
 def test_builtin_names():

@@ -843,3 +843,15 @@ RELEASED: dict[str, CreamPath] = {
         224,
     ),
 }
+
+#: The official child networks' parameter counts and names' FLOPs (millions of multiply-adds, the
+#: official counter's convention), for reports such as `nasviz info`. The parameter counts were
+#: read by building each model with the official code (tests/test_spaces_cream.py says how).
+OFFICIAL_COUNTS: dict[str, tuple[int, int]] = {
+    "cream_14m": (2_673_096, 14),
+    "cream_43m": (4_398_600, 43),
+    "cream_114m": (4_410_120, 114),
+    "cream_287m": (6_044_368, 287),
+    "cream_481m": (7_713_360, 481),
+    "cream_604m": (9_695_624, 604),
+}
