@@ -97,3 +97,14 @@ def test_state_dict_is_plain_data_and_round_trips():
     )  # fmt: skip
     assert all(torch.equal(a.probs, b.probs) for a, b in zip(board, restored, strict=True))
     assert [e["accuracy"] for e in restored.summary()] == [0.8, 0.7, 0.6]
+
+
+def test_choice_frequencies_per_layer():
+    board = PathBoard(size=4)
+    for i in (0, 1, 6, 7):  # layer 1 takes 0, 1, 0, 1; layer 2 takes 0, 0, 1, 1; others 0
+        _offer(board, i, 0.5, 3.0)
+    freq = board.choice_frequencies()
+    assert freq.shape == (5, 6)
+    assert freq[0].tolist() == [0.5, 0.5, 0, 0, 0, 0] and freq[1].tolist() == [0.5, 0.5, 0, 0, 0, 0]
+    assert freq[2].tolist() == [1, 0, 0, 0, 0, 0]
+    assert torch.allclose(freq.sum(1), torch.ones(5, dtype=torch.float64))

@@ -164,6 +164,12 @@ def test_random_path_is_uniform_over_the_paths_in_range():
     assert (exact - 1 / len(CHOICES)).abs().max() > 0.1
 
 
+def test_layer_names_follow_the_network_order(digits):
+    names = digits.layer_names()
+    assert names[:3] == ["stage1.layer1", "stage2.layer1", "stage2.layer2"]
+    assert len(names) == digits.num_layers() == 8 and digits.num_paths() == 6**8
+
+
 def test_random_path_is_reproducible_and_respects_depths(digits):
     a = digits.random_path(torch.Generator().manual_seed(5), (2.5, 4.0))
     b = digits.random_path(torch.Generator().manual_seed(5), (2.5, 4.0))

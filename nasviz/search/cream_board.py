@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from nasviz.spaces.cream import CreamPath
+from nasviz.spaces.cream import CHOICES, CreamPath
 
 
 def softmax_probs(logits: torch.Tensor) -> torch.Tensor:
@@ -210,6 +210,18 @@ class PathBoard:
         self.margin = float(state["margin"])
         self.entries = [BoardEntry.from_dict(d, device) for d in state["entries"]]
         self.entries.sort(key=BoardEntry.rank_key)
+
+    def choice_frequencies(self) -> torch.Tensor:
+        """[layers, 6] share of the board's paths taking each choice at each layer (rows sum to 1).
+
+        Layers in network order (`CreamSpace.layer_names`); needs paths of equal depths.
+        """
+        if not self.entries:
+            raise ValueError("the path board is empty")
+        flat = torch.tensor([[c for stage in e.path.stages for c in stage] for e in self.entries])
+        counts = torch.zeros(flat.shape[1], len(CHOICES), dtype=torch.float64)
+        counts.scatter_add_(1, flat.T, torch.ones(flat.T.shape, dtype=torch.float64))
+        return counts / len(self.entries)
 
     def summary(self) -> list[dict[str, Any]]:
         """Per entry, best first: path (JSON dict), accuracy, multiply-adds, step (for histories)."""

@@ -18,9 +18,17 @@ The blocks are timm's own (``timm.models._efficientnet_blocks``): ``DepthwiseSep
 ``InvertedResidual``, ``SqueezeExcite`` and ``ConvBnAct``, with ``nn.SiLU`` (= Swish) and
 ``nn.Hardsigmoid`` (= timm 0.1's ``hard_sigmoid``), timm's ``round_channels``/``make_divisible``
 and timm's TF-style weight init. The official code builds on timm 0.1.20's versions of the same
-classes; they compute the same function with the same parameters, and the six released models
-built here have exactly the official parameter counts (tests/test_spaces_cream.py). timm is
-imported only when a network is built, so the core library imports without it.
+classes; they compute the same function with the same parameters: the six released models built
+here have exactly the official parameter counts and flop-counter FLOPs
+(tests/test_spaces_cream.py), and with the official networks' weights loaded, the 14M and 287M
+children and the 0-600M supernet gave the official outputs to 2e-6. timm is imported only when a
+network is built, so the core library imports without it.
+
+**Released models** (`RELEASED`, names cream_14m ... cream_604m): the official retrain script's
+lists give choice 3 (k5e6) to every single-layer stage, but its ``gen_childnet`` ignores the
+choice of a stage with one layer and builds the stage's default block (24 ch: k3e4, 40: k5e4,
+80: k3e6, 96: k3e6, 192: k5e6). The released checkpoints were trained that way, so the paths here
+record the blocks really built (which is how their parameter counts match).
 
 **Layer counts and resolution from the FLOPs range** (`CreamSpace.for_flops`): the official rule
 (``search_for_layer``) starts from one layer per stage at 224 px. If even the cheapest first
@@ -31,7 +39,12 @@ largest choices' FLOPs stays under the maximum. The fourth entry of the 80-chann
 repeated twice in the official layout, so four entries there mean five layers: 0-600M gives
 4, 4, 5, 4, 4 layers at 224 px; 0-300M 1, 2, 3, 3, 3; 0-100M one each; 0-50M one each at 160 px;
 0-20M one each at 96 px. The rule's per-layer figures come from our measured table, not the
-official hand-typed one (which used another counter); the layouts for those ranges are the same.
+official hand-typed one (which used another counter); the layouts for those ranges are the same,
+other ranges can differ by a layer near a threshold (200-400M: official 2, 2, 5, 4, 3, here
+2, 2, 5, 4, 4). The rule only budgets the searchable blocks, so a space's whole paths can exceed
+the range (0-100M at 224 px spans 76-130M); sampling (`CreamSpace.random_path`) enforces it.
+Every layer of the supernet is searched (the official sampler draws four choices for the
+80-channel stage, so its fifth layer never runs there).
 
 **FLOPs**: a path's FLOPs are the sum of a per-choice table (`FlopsTable`) measured once per
 space with ``torch.utils.flop_counter`` on the supernet's own modules at their real input shapes,
@@ -40,8 +53,9 @@ layers only (batch norm, activations, pooling and the SE gate multiply are not c
 The paper, the official code and the model names (cream_14m ... cream_604m) speak of
 *multiply-adds* in millions, and their counter (ptflops/thop) also counts BN and activation
 element ops; so every FLOPs *range* here (``flops_range``, ``for_flops``) is in millions of
-multiply-adds (= FLOPs / 2e6) and the released models' multiply-adds come out 4-6% under their
-names (e.g. cream_287m: 276.26M multiply-adds here, 288.7M with ptflops on the official model).
+multiply-adds (= FLOPs / 2e6) and the released models' multiply-adds come out 3.7-5.8% under
+their names (e.g. cream_287m: 276.26M multiply-adds here, 288.7M with ptflops on the official
+model, 296.6M with thop).
 
 **Small inputs (digits, CIFAR)**: `CreamSpace` scales honestly with the same block types and
 the same choice structure: (1) ``width`` multiplies every channel count (stem, stages, last
@@ -49,9 +63,11 @@ block and the 1280 head; rounded to multiples of 8 as timm/official do); (2) the
 (stem, first layers of the 24-, 40-, 80- and 192-channel stages) are dropped from the front, as
 many as needed to keep the last feature map at least 2x2 (all five are kept from 64 px up, which
 covers every resolution the paper uses; 8x8 digits keep only the 80- and 192-channel strides:
-8 -> 4 -> 2). Depths come from the caller (``CreamSpace.digits``) or from the FLOPs rule. The
-FLOPs table is measured per space, i.e. per input resolution, width, depth, input channels and
-classes.
+8 -> 4 -> 2). Depths come from the caller or from the FLOPs rule; ``CreamSpace.digits()`` uses
+width 0.5 and 1, 2, 2, 2, 2 layers (the official 0-300M layout, 1, 2, 3, 3, 3, one layer shorter
+in the last three stages, for a quick run on 2 CPU cores): 6**9 paths of 2.51-5.25M
+multiply-adds. The FLOPs table is measured per space, i.e. per input resolution, width, depth,
+input channels and classes.
 """
 
 from __future__ import annotations
@@ -99,10 +115,8 @@ def _timm() -> Any:
 
 def _se_layer() -> Any:
     """The official SE: ratio 0.25 of the block's (expanded) width rounded to 8, ReLU, hard-sigmoid."""
-    import functools as ft
-
     blocks, builder = _timm()
-    return ft.partial(
+    return functools.partial(
         blocks.SqueezeExcite,
         rd_ratio=SE_RATIO,
         rd_round_fn=builder.round_channels,
@@ -174,6 +188,10 @@ class CreamSpace:
     def layers(self) -> list[tuple[int, int]]:
         """(stage, layer) of every searchable layer, in network order."""
         return [(s, i) for s, d in enumerate(self.depths) for i in range(d)]
+
+    def layer_names(self) -> list[str]:
+        """A short name per searchable layer, in network order ('stage2.layer1' = 40 ch, first)."""
+        return [f"stage{s + 1}.layer{i + 1}" for s, i in self.layers()]
 
     def num_paths(self) -> int:
         """How many paths the space holds (6 ** layers)."""
