@@ -162,7 +162,8 @@ def lookahead_meta_grads(
     """d CE(f(x_val; w - lr * grad_w L(w, theta)), y_val) / d theta, for M_theta's parameters.
 
     ``train`` = (images, labels) for the simulated student step, ``held_out`` = images the step
-    did not see; ``lr`` = the student's current learning rate. Returns the gradients (in
+    did not see; ``lr`` = the student's current learning rate (the simulated step is plain SGD,
+    as in the paper). Returns the gradients (in
     ``meta.parameters()`` order) and figures for the history (held-out loss, m, teacher index).
     """
     choice = teacher or select_teacher(meta, supernet, student, board)
