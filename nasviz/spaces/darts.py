@@ -286,7 +286,8 @@ class SearchCell(nn.Module):
         same batch statistics in training; in eval the same running statistics, since each edge's
         BN was updated with the same batches). Shared, the op runs once per state, and its
         running statistics are updated once per forward, as each edge's own were. The state_dict
-        keeps every edge's keys (with equal values), so checkpoints are unchanged.
+        keeps every edge's keys (with equal values), so checkpoints are unchanged. (When hooks
+        watch the ops, the reference forward runs and calls a shared module once per edge.)
         """
         first: dict[int, MixedOp] = {}
         for e, (j, _) in enumerate(edge_list(self.steps)):

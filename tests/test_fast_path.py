@@ -1,0 +1,195 @@
+"""The fast search step computes what the straightforward one does (to float rounding).
+
+* the fast cell forward (shared per-state work, one reduction per node) against the reference
+  forward (every edge a MixedOp call): outputs, gradients of weights, alphas and betas, BN
+  running statistics, for DARTS, PC-DARTS (K=2, 4) and SNAS;
+* the multi-tensor optimizers and clipping of nasviz.search.fast against torch's default loop;
+* the exact Hessian-vector product against the paper's finite difference and double backward.
+"""
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from nasviz.search import fast
+from nasviz.search.hessian import exact_hvp, finite_difference_hvp, named_arch_parameters
+from nasviz.spaces.darts import (
+    GumbelMixing,
+    Mixing,
+    PartialChannelMixing,
+    SearchNetwork,
+    SpaceConfig,
+)
+
+SMALL = SpaceConfig(C=8, layers=5, num_classes=10, in_channels=1)  # two reduction cells
+MIXINGS = {
+    "darts": lambda: Mixing(),
+    "pc-darts-k2": lambda: PartialChannelMixing(k=2),
+    "pc-darts-k4": lambda: PartialChannelMixing(k=4),
+    "pc-darts-k4-no-betas": lambda: PartialChannelMixing(k=4, edge_normalization=False),
+    "snas": lambda: GumbelMixing(temperature=0.7),
+}
+
+
+def _pair(mixing: str, config: SpaceConfig = SMALL) -> tuple[SearchNetwork, SearchNetwork]:
+    nets = []
+    for reference in (False, True):
+        gen = torch.Generator().manual_seed(3)
+        torch.manual_seed(3)
+        nets.append(SearchNetwork(config, MIXINGS[mixing](), generator=gen, reference=reference))
+    return nets[0], nets[1]
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    """Equal to float32 rounding: relative 1e-4 of the tensor's scale, absolute 1e-6."""
+    assert (a - b).abs().max().item() <= 1e-4 * b.abs().max().item() + 1e-6, what
+
+
+@pytest.mark.parametrize("mixing", list(MIXINGS))
+def test_fast_forward_and_gradients_equal_reference(mixing):
+    fast_net, ref_net = _pair(mixing)
+    for (n, a), (_, b) in zip(fast_net.named_parameters(), ref_net.named_parameters(), strict=True):
+        assert torch.equal(a, b), f"same initialization: {n}"
+    x = torch.randn(6, 1, 8, 8)
+    y = torch.randint(0, 10, (6,))
+    outs = []
+    for net in (fast_net, ref_net):
+        torch.manual_seed(11)  # SNAS: the same Gumbel sample for both
+        out = net(x)
+        F.cross_entropy(out, y).backward()
+        outs.append(out)
+    _close(outs[0], outs[1], "logits")
+    named_ref = dict(ref_net.named_parameters())
+    for n, p in fast_net.named_parameters():
+        _close(p.grad, named_ref[n].grad, f"gradient of {n}")
+    assert fast_net.alpha_normal.grad.abs().sum() > 0 and fast_net.alpha_reduce.grad.abs().sum() > 0
+    if fast_net.betas() is not None:
+        assert fast_net.beta_normal.grad.abs().sum() > 0
+    # BN running statistics (pooling BNs are shared per state in the fast net): equal everywhere
+    sd_ref = ref_net.state_dict()
+    for k, v in fast_net.state_dict().items():
+        _close(v.float(), sd_ref[k].float(), f"buffer {k}")
+    # ... so eval mode (running statistics) agrees too
+    fast_net.eval(), ref_net.eval()
+    torch.manual_seed(12)
+    a = fast_net(x)
+    torch.manual_seed(12)
+    _close(a, ref_net(x), "eval-mode logits")
+
+
+def test_same_parameters_buffers_and_checkpoint_keys_as_reference():
+    for mixing, expected in (("darts", 1_930_618), ("pc-darts-k4", 299_578)):
+        fast_net, ref_net = _pair(mixing, SpaceConfig())
+        for net in (fast_net, ref_net):
+            assert sum(p.numel() for p in net.weight_parameters()) == expected  # official counts
+        assert list(fast_net.state_dict()) == list(ref_net.state_dict())
+
+
+def test_reference_checkpoint_loads_into_fast_network():
+    fast_net, ref_net = _pair("pc-darts-k2")
+    x = torch.randn(4, 1, 8, 8)
+    ref_net(x)  # move the running statistics away from their initial values
+    fast_net.load_state_dict(ref_net.state_dict())
+    fast_net.eval(), ref_net.eval()
+    _close(fast_net(x), ref_net(x), "eval-mode logits after loading")
+
+
+def test_hooks_on_ops_see_every_op_call():
+    """With hooks on the ops (cost measurement, debugging) every op runs as its own module."""
+    fast_net, _ = _pair("darts")
+    fast_net.eval()
+    calls = []
+    ops = {id(op): op for edge in fast_net.cells[0].edges for op in edge.ops}  # pools are shared
+    for op in ops.values():
+        op.register_forward_pre_hook(lambda m, inp: calls.append(m))
+    fast_net(torch.randn(2, 1, 8, 8))
+    assert len(calls) == 14 * 7  # 14 edges x 7 ops ('none' is skipped)
+
+
+def test_fast_optimizers_and_clipping_equal_the_default_loop():
+    torch.manual_seed(0)
+    net = SearchNetwork(SpaceConfig(C=4, layers=3, in_channels=1), PartialChannelMixing(k=2))
+    nets = [net, copy.deepcopy(net)]
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    w_opts = [
+        fast.weight_optimizer(nets[0].weight_parameters(), 0.1, 0.9, 3e-4),
+        torch.optim.SGD(nets[1].weight_parameters(), 0.1, momentum=0.9, weight_decay=3e-4),
+    ]
+    a_opts = [
+        fast.arch_optimizer(nets[0].arch_parameters(), 6e-4, (0.5, 0.999), 1e-3),
+        torch.optim.Adam(nets[1].arch_parameters(), 6e-4, betas=(0.5, 0.999), weight_decay=1e-3),
+    ]
+    for _ in range(2):
+        for i, n in enumerate(nets):
+            F.cross_entropy(n(x), y).backward()
+            if i == 0:
+                norm = fast.clip_grad_norm(n.weight_parameters(), 0.5)
+            else:
+                ref_norm = torch.nn.utils.clip_grad_norm_(n.weight_parameters(), 0.5)
+            w_opts[i].step(), a_opts[i].step()
+            w_opts[i].zero_grad(), a_opts[i].zero_grad()
+        _close(norm, ref_norm, "gradient norm")
+    for (name, a), (_, b) in zip(
+        nets[0].named_parameters(), nets[1].named_parameters(), strict=True
+    ):
+        _close(a, b, name)
+
+
+# ------------------------------------------------------------------------------ Hessian
+def _smooth(module: torch.nn.Module) -> None:
+    """ReLU -> Softplus, max -> avg pool: finite differences need a smooth loss (kinks break them)."""
+    for name, child in module.named_children():
+        if isinstance(child, torch.nn.ReLU):
+            setattr(module, name, torch.nn.Softplus(beta=4))
+        elif isinstance(child, torch.nn.MaxPool2d):
+            setattr(module, name, torch.nn.AvgPool2d(3, child.stride, 1))
+        else:
+            _smooth(child)
+
+
+@pytest.mark.parametrize("mixing", ["darts", "pc-darts-k2"])
+def test_exact_hvp_matches_finite_difference_and_double_backward(mixing):
+    config = SpaceConfig(C=4, layers=3, num_classes=10, in_channels=1)
+    net, _ = _pair(mixing, config)
+    net.double()
+    _smooth(net)
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 1, 8, 8, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 10, (6,), generator=gen)
+
+    def loss_at(p):
+        return F.cross_entropy(functional_call(net, p, (x,)), y)
+
+    weights = dict(net.named_weight_parameters())
+    arch = named_arch_parameters(net)
+    betas = ["beta_normal", "beta_reduce"] if mixing.startswith("pc") else []
+    assert list(arch) == ["alpha_normal", "alpha_reduce", *betas]
+    vector = [torch.randn(p.shape, generator=gen, dtype=p.dtype) for p in weights.values()]
+    running = net.cells[0].preprocess1[2].running_mean.clone()
+    exact = exact_hvp(net, loss_at, weights, arch, vector)
+    assert torch.equal(running, net.cells[0].preprocess1[2].running_mean)  # not updated
+    approx = finite_difference_hvp(loss_at, weights, arch, vector, r=1e-4)
+    g = torch.autograd.grad(loss_at({**weights, **arch}), list(weights.values()), create_graph=True)
+    double = torch.autograd.grad(
+        sum((a * v).sum() for a, v in zip(g, vector, strict=True)), list(arch.values())
+    )
+    for e, a, d, name in zip(exact, approx, double, arch, strict=True):
+        assert e.shape == arch[name].shape
+        assert torch.allclose(e, d, rtol=1e-9, atol=1e-12), name  # exact: same as double backward
+        assert torch.allclose(e, a, rtol=1e-5, atol=1e-7), name  # the paper's approximation
+
+
+def test_hvp_rejects_a_vector_of_the_wrong_length():
+    net, _ = _pair("darts", SpaceConfig(C=4, layers=3, num_classes=10, in_channels=1))
+    weights = dict(net.named_weight_parameters())
+    with pytest.raises(ValueError, match="vector has 1 tensors"):
+        exact_hvp(
+            net,
+            lambda p: p["alpha_normal"].sum(),
+            weights,
+            named_arch_parameters(net),
+            [torch.ones(1)],
+        )
