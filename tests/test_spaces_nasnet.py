@@ -210,6 +210,14 @@ def test_reference_networks_are_the_three_configs():
     assert [count_parameters(n) for _, n, _ in nets] == [3_346_538, 5_289_978, 88_753_150]
 
 
+def test_mobile_mult_adds_match_the_paper():
+    """Paper Table 2: NASNet-A (4 @ 1056) on 224 px, 564M multiply-adds."""
+    from nasviz.resources import count_flops
+
+    net = _nasnet_a().build_network(num_classes=1000, image_size=224, preset="mobile")
+    assert round(count_flops(net, (1, 3, 224, 224)) / 2 / 1e6) == 564
+
+
 def test_cifar_network_layout_and_digits_forward():
     net = _nasnet_a().build_network(num_classes=10, in_channels=1, image_size=8, C=8, layers=2)
     assert len(net.cells) == 3 * 2 + 2
