@@ -63,7 +63,7 @@ def _op_probability(c: Controller, op: str) -> float:
 def test_toy_reward_raises_the_rewarded_op(algorithm):
     """reward = fraction of op decisions choosing sep_conv_3x3: its probability must rise."""
     torch.manual_seed(0)
-    c = Controller(NasnetSpace(), hidden=32)
+    c = Controller(NasnetSpace(combines=("add",)), hidden=32)
     target = c.space.ops.index("sep_conv_3x3")
     op_cols = [i for i, d in enumerate(c.decisions) if d.type == "op"]
     updater = make_updater(c, algorithm, lr=0.01)

@@ -443,11 +443,15 @@ class Decision:
 
 @dataclass(frozen=True)
 class NasnetSpace:
-    """The block-cell search space: B blocks, the ops, the combines (concat an option)."""
+    """The block-cell search space: B blocks, the ops, the combines.
+
+    The default is the paper's: 13 ops, add or concat, 2 x 5B = 50 decisions; ``combines=("add",)``
+    is the add-only space NASNet-A lives in (40 decisions).
+    """
 
     num_blocks: int = NUM_BLOCKS
     ops: tuple[str, ...] = OPS
-    combines: tuple[str, ...] = ("add",)
+    combines: tuple[str, ...] = COMBINES
 
     def __post_init__(self) -> None:
         if isinstance(self.num_blocks, bool) or not isinstance(self.num_blocks, int):
@@ -521,7 +525,10 @@ class NasnetSpace:
 
 
 def space_size(
-    num_blocks: int = NUM_BLOCKS, num_ops: int = len(OPS), num_combines: int = 1, num_cells: int = 2
+    num_blocks: int = NUM_BLOCKS,
+    num_ops: int = len(OPS),
+    num_combines: int = len(COMBINES),
+    num_cells: int = 2,
 ) -> int:
     """Distinct controller decision sequences: prod_b ((b+2)^2 * num_ops^2 * num_combines), per cell.
 
