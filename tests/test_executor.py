@@ -102,18 +102,24 @@ def test_make_executor_defaults_in_process():
 
 
 # ------------------------------------------------------------------------------ Ray
-ray = pytest.importorskip("ray")
-
-
 @pytest.fixture(scope="module")
 def local_ray():
-    """One local Ray with 2 CPUs for this module (starting Ray is the slow part)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    """One local Ray with 2 CPUs for this module (starting Ray is the slow part).
+
+    Started by a RayExecutor, as `nasviz search --workers` does: ray.init(num_cpus=2,
+    include_dashboard=False); the executors of the tests join it; closing the first shuts it down.
+    """
+    ray = pytest.importorskip("ray")
+    assert not ray.is_initialized()
+    owner = E.RayExecutor(2, init_kwargs={"num_cpus": 2})
+    assert ray.is_initialized() and ray.cluster_resources()["CPU"] == 2
     yield ray
-    ray.shutdown()
+    owner.close()
+    assert not ray.is_initialized()
 
 
 def test_bad_address_fails_fast():
+    pytest.importorskip("ray")
     start = time.perf_counter()
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -133,7 +139,7 @@ def test_ray_same_seeds_same_rewards_as_in_process(local_ray):
         assert ex.computed == 2 and ex.hits == 1
     assert [r["reward"] for r in there] == [r["reward"] for r in here] + [here[0]["reward"]]
     assert [r["val_loss"] for r in there[:2]] == [r["val_loss"] for r in here]
-    assert ray.is_initialized()  # the executor did not start Ray, so it leaves it running
+    assert local_ray.is_initialized()  # the executor did not start Ray, so it leaves it running
 
 
 def test_ray_retries_a_job_whose_worker_died(local_ray, tmp_path):
