@@ -362,12 +362,13 @@ def click_panel_run(page: Any, timeout: float = 180.0) -> float:
     Returns the seconds from the click to the new row; AssertionError with the panel's text if
     no row appears in ``timeout`` seconds.
     """
-    button = page.locator(".jp-OutputArea-output .jupyter-widgets button", has_text="Run").first
+    run_button = page.locator(".jupyter-widgets button", has_text="Run")
+    panel = page.locator(".jp-OutputArea-output").filter(has=run_button).first
+    button = panel.locator(".jupyter-widgets button", has_text="Run").first
     try:
         button.wait_for(timeout=10_000)
     except Exception as exc:  # playwright's TimeoutError
         raise AssertionError(f"no search panel with a Run button in the notebook ({exc})") from exc
-    panel = page.locator(".jp-OutputArea-output", has=button)
     rows = panel.locator("tbody tr")
     before = rows.count()
     button.scroll_into_view_if_needed()
