@@ -285,6 +285,23 @@ def test_network_drop_path_grows_with_depth_and_progress():
     assert net.cell_drop_prob(0) < net.cell_drop_prob(K - 1)
 
 
+def test_retrainer_ramps_scheduled_drop_path_on_nasnet_a(data):
+    """Retrainer sets drop_path_prob = final * epoch/epochs; the network scales it by depth."""
+    from nasviz.train import Retrainer, retrain_preset
+
+    cfg = retrain_preset("smoke", C=4, layers=3, drop_path_prob=0.4, device="cpu", batch_size=16)
+    trainer = Retrainer(_nasnet_a(), cfg, train_data=data[0], test_data=data[1])
+    result = trainer.run(progress=False)
+    assert [m["drop_path_prob"] for m in result.metrics] == [0.0, 0.2]
+    net = trainer.model
+    K = len(net.cells)
+    assert net.cell_drop_prob(K - 1) == pytest.approx(0.2)
+    assert net.cell_drop_prob(0) == pytest.approx(0.2 / K)
+    assert net.cell_drop_prob(K - 1) == pytest.approx(
+        N.scheduled_drop_path_prob(K - 1, K, 0.5, 0.6)
+    )
+
+
 def test_drop_path_zeroes_whole_samples_in_training_only():
     net = _nasnet_a().build_network(num_classes=10, image_size=8, in_channels=1, C=4, layers=1)
     cell = net.cells[0]

@@ -105,6 +105,9 @@ class Controller(nn.Module):
                 a = actions[:, d].to(device)
             elif greedy:
                 a = p.argmax(dim=-1)
+            elif generator is not None and generator.device != p.device:
+                # a CPU generator for a controller on the GPU: draw on the CPU (D tiny draws)
+                a = torch.multinomial(p.cpu(), 1, generator=generator).squeeze(1).to(device)
             else:
                 a = torch.multinomial(p, 1, generator=generator).squeeze(1)
             taken.append(a)
