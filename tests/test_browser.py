@@ -9,7 +9,7 @@ $NASVIZ_SCREENSHOTS (default: a pytest temporary folder, printed with ``-s``).
 
 Needs the `playwright` package and a Chromium binary (``apt-get install chromium``; `.ci/run`
 installs both); without them the test is skipped with the reason. Deselect it with
-``-m "not browser"``. $NASVIZ_BROWSER_TIMEOUT sets the seconds per notebook (default 300).
+``-m "not browser"``. $NASVIZ_BROWSER_TIMEOUT sets the seconds per notebook (default 400).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.browser
 
 NOTEBOOKS = sorted(p.name for p in bh.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 PANEL_NOTEBOOK = "02_pc_darts.ipynb"  # its SearchPanel's Run button is clicked
-TIMEOUT = float(os.environ.get("NASVIZ_BROWSER_TIMEOUT", "300"))
+TIMEOUT = float(os.environ.get("NASVIZ_BROWSER_TIMEOUT", "400"))
 
 
 @pytest.fixture(scope="module")
