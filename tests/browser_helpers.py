@@ -311,6 +311,12 @@ def check_outputs(page: Any, report: NotebookReport) -> None:
         ".every(i => i.complete)",
         timeout=15_000,
     )
+    with contextlib.suppress(Exception):  # a widget view may still be attaching: allow 10 s
+        page.wait_for_function(
+            "() => !Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
+            ".some(o => o.innerText.includes('Loading widget...'))",
+            timeout=10_000,
+        )
     for out in page.evaluate(_OUTPUTS_JS):
         where = f"cell {out['cell'] + 1} {out['prompt']}".strip()  # 1-based, all cells
         text = out["text"]
