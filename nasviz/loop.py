@@ -7,6 +7,7 @@ Losses and accuracies are accumulated on the device; the host reads them once pe
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz.data import DeviceLoader
+
+
+class DivergenceError(ValueError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
 
 Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -54,6 +60,7 @@ def train_epoch(
     bar: Any,
     device: torch.device,
     on_step: Callable[[int, torch.Tensor], None] | None = None,
+    label: str = "",
 ) -> EpochStats:
     """Run ``steps`` calls of ``step(x, y) -> (loss, logits)`` on batches from the persistent loader."""
     t0 = time.perf_counter()
@@ -70,9 +77,14 @@ def train_epoch(
         if on_step is not None:
             on_step(i, loss)
         if (i + 1) % 10 == 0 or i + 1 == steps:  # a host sync only when the bar shows figures
-            bar.set_postfix(
-                loss=f"{sum_loss.item() / seen:.3f}", acc=f"{sum_correct.item() / seen:.3f}"
-            )
+            mean = sum_loss.item() / seen
+            if not math.isfinite(mean):
+                raise DivergenceError(
+                    f"training diverged: the loss is {mean} in {label or 'this epoch'}, by step "
+                    f"{i + 1}; the last good checkpoint is kept: lower the learning rate, or "
+                    "resume to retry"
+                )
+            bar.set_postfix(loss=f"{mean:.3f}", acc=f"{sum_correct.item() / seen:.3f}")
     return EpochStats(
         sum_loss.item() / seen, sum_correct.item() / seen, seen, time.perf_counter() - t0
     )

@@ -20,24 +20,27 @@ run interrupted after any epoch and resumed ends with bitwise the same weights a
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz import architectures, checkpoint, loop
+from nasviz import architectures, checkpoint, loop, threads
 from nasviz.architectures import Architecture
-from nasviz.data import DeviceLoader, ImageDataset, known_datasets, load_dataset
+from nasviz.config import Config, ConfigError, check_dataset_and_device, param, suggest
+from nasviz.data import DeviceLoader, ImageDataset, load_dataset, search_split
+from nasviz.history import SearchHistory
+from nasviz.io import atomic_write_text
 from nasviz.resources import count_parameters, peak_memory_mb, reset_peak_memory
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
+HISTORY = "history.json"
 GENOTYPE = "genotype.json"
 CONFIG = "config.json"
 
@@ -49,97 +52,50 @@ RESUME_MAY_DIFFER: tuple[str, ...] = ("device", "data_root", "download")
 
 
 @dataclass
-class RetrainConfig:
-    """Every knob of retraining a genotype (defaults: the DARTS paper protocol on CIFAR-10)."""
+class RetrainConfig(Config):
+    """Every knob of retraining an architecture (defaults: the DARTS paper protocol on CIFAR-10)."""
 
-    dataset: str = "cifar10"
-    data_root: str = "data"
-    download: bool = False
-    # network
-    C: int = 36
-    layers: int = 20
-    auxiliary: bool = True
-    auxiliary_weight: float = 0.4
+    label: ClassVar[str] = "retrain"
+
+    dataset: str = param("cifar10", help="digits (embedded) or cifar10")
+    data_root: str = param("data")
+    download: bool = param(False)
+    val_portion: float = param(
+        0.0, min=0.0, max=0.5,
+        help="share of the training data held out as a validation split, evaluated every "
+        "epoch (0: train on all of it, as the papers' final retraining does)",
+    )  # fmt: skip
+    # network: width and depth knobs of the architecture kind (None: its paper default)
+    C: int | None = param(36, min=1, max=4096, help="width (DARTS: initial channels)")
+    layers: int | None = param(20, min=1, max=512, help="depth (DARTS: cells, >= 3)")
+    auxiliary: bool = param(True)
+    auxiliary_weight: float = param(0.4, min=0.0)
     # schedule: SGD, cosine annealing from lr to lr_min over `epochs`
-    epochs: int = 600
-    batch_size: int = 96
-    lr: float = 0.025
-    lr_min: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 3e-4
-    grad_clip: float = 5.0
+    epochs: int = param(600, min=1, max=100_000)
+    batch_size: int = param(96, min=1, max=65_536)
+    lr: float = param(0.025, min=0.0, min_open=True, max=10.0)
+    lr_min: float = param(0.0, min=0.0)
+    momentum: float = param(0.9, min=0.0, max=1.0, max_open=True)
+    weight_decay: float = param(3e-4, min=0.0, max=1.0)
+    grad_clip: float = param(5.0, min=0.0, min_open=True)
     # regularization
-    cutout: bool = True
-    drop_path_prob: float = 0.2  # final value; epoch e (0-based) uses drop_path_prob * e / epochs
-    max_steps_per_epoch: int | None = None  # cap for smoke runs; None = the whole train split
+    cutout: bool = param(True)
+    drop_path_prob: float = param(
+        0.2, min=0.0, max=1.0, max_open=True,
+        help="final value; epoch e (0-based) uses drop_path_prob * e / epochs",
+    )  # fmt: skip
+    max_steps_per_epoch: int | None = param(None, min=1, help="cap for smoke runs")
     # bookkeeping
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA
-    channels_last: bool = True  # on CUDA
+    seed: int = param(0, min=0, max=2**63 - 1)
+    device: str = param("auto")
+    amp: bool = param(True, help="bf16 autocast on CUDA")
+    channels_last: bool = param(True, help="on CUDA")
+    threads: int | None = param(None, min=1, max=1024, help="CPU threads (None: nasviz.threads)")
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ValueError naming any bad value and what is allowed."""
-        if self.dataset not in known_datasets():
-            raise ValueError(
-                f"unknown dataset {self.dataset!r}; known datasets: {', '.join(known_datasets())}"
-            )
-        for name in ("C", "layers", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.layers < 3:
-            raise ValueError(
-                f"layers must be >= 3 (reductions at layers//3 and 2*layers//3), got {self.layers}"
-            )
-        cap = self.max_steps_per_epoch
-        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 1):
-            raise ValueError(f"max_steps_per_epoch must be a positive integer or None, got {cap!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 <= self.lr_min <= self.lr:
-            raise ValueError(f"lr_min must be in [0, lr={self.lr}], got {self.lr_min}")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
-        if not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 (max gradient norm), got {self.grad_clip}")
-        if not self.auxiliary_weight >= 0:
-            raise ValueError(f"auxiliary_weight must be >= 0, got {self.auxiliary_weight}")
-        if not 0 <= self.drop_path_prob < 1:
-            raise ValueError(f"drop_path_prob must be in [0, 1), got {self.drop_path_prob}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        try:
-            checkpoint.resolve_device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(
-                f"device {self.device!r} is not a torch device; use auto, cpu, cuda, cuda:1 ..."
-            ) from exc
-
-    def replace(self, **changes: Any) -> RetrainConfig:
-        """A copy with some fields changed (None values are ignored, for CLI flags)."""
-        changes = {k: v for k, v in changes.items() if v is not None}
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown retrain option(s) {sorted(unknown)}")
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RetrainConfig:
-        """Inverse of `to_dict` (unknown keys are an error)."""
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown retrain option(s) {sorted(unknown)}")
-        return cls(**d)
+    def check(self) -> None:
+        check_dataset_and_device(self.dataset, self.device)
+        if self.lr_min > self.lr:
+            raise ConfigError(f"lr_min must be in [0, lr={self.lr}], got {self.lr_min}")
 
 
 # Digits (8x8, 1 channel, 1437 train / 360 test images) on 2 CPU cores: a narrower, shallower
@@ -157,13 +113,15 @@ def retrain_preset(name: str = "quick", **overrides: Any) -> RetrainConfig:
     0.3: ``retrain_preset("paper", drop_path_prob=0.3)``. None-valued overrides are ignored.
     """
     if name not in PRESETS:
-        raise ValueError(f"unknown retrain preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"unknown retrain preset {name!r}{suggest(name, PRESETS)}; presets: {', '.join(PRESETS)}"
+        )
     values: dict[str, Any] = {}
     if name != "paper":  # the dataclass defaults are the paper protocol
         values.update(_QUICK)
         if name == "smoke":
             values.update(_SMOKE)
-    return RetrainConfig().replace(**values).replace(**overrides)
+    return RetrainConfig.create(**values).replace(**overrides)
 
 
 @dataclass
@@ -193,6 +151,7 @@ class Retrainer:
         *,
         train_data: ImageDataset | None = None,
         test_data: ImageDataset | None = None,
+        val_data: ImageDataset | None = None,
     ):
         self.genotype = architectures.resolve(genotype)  # any kind: DARTS, NASNet, Cream
         self.genotype.validate()  # an architecture built in code has not been validated yet
@@ -201,8 +160,9 @@ class Retrainer:
         self.out = Path(out) if out is not None else None
         self.device = checkpoint.resolve_device(config.device)
         self._cuda = self.device.type == "cuda"
+        self.threads = threads.apply(self.device, config.threads)
         checkpoint.seed_everything(config.seed)
-        self._build_data(train_data, test_data)
+        self._build_data(train_data, test_data, val_data)
         self.model = self._build_model()
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
@@ -216,11 +176,19 @@ class Retrainer:
         self.epoch = 0  # completed epochs
         self.global_step = 0
         self.metrics: list[dict[str, Any]] = []
+        # The same history format as a search, so one plotting path draws both.
+        self.history = SearchHistory(method="retrain", config=config.to_dict())
         # True once this object has written or loaded out/checkpoint.pt: only then may it write it.
         self._owns_out = False
 
     # ------------------------------------------------------------------ construction
-    def _build_data(self, train_data: ImageDataset | None, test_data: ImageDataset | None) -> None:
+    def _build_data(
+        self,
+        train_data: ImageDataset | None,
+        test_data: ImageDataset | None,
+        val_data: ImageDataset | None = None,
+    ) -> None:
+        """Train (minus a held-out validation share if asked), validation, and test loaders."""
         cfg = self.config
         if train_data is None:
             train_data = load_dataset(
@@ -234,12 +202,17 @@ class Retrainer:
                     f"{split}_data is {ds.info.name!r} but config.dataset is {cfg.dataset!r}; "
                     "set config.dataset to match the data"
                 )
+        if val_data is None and cfg.val_portion > 0:
+            train_data, val_data = search_split(train_data, 1.0 - cfg.val_portion)
         self.info = train_data.info
         kw = dict(device=self.device, channels_last=cfg.channels_last and self._cuda)
         self.train_loader = DeviceLoader(
             train_data, cfg.batch_size, train=True, cutout=cfg.cutout, seed=cfg.seed, **kw
         )
         self.test_loader = DeviceLoader(test_data, 2 * cfg.batch_size, train=False, **kw)
+        self.val_loader = (
+            DeviceLoader(val_data, 2 * cfg.batch_size, train=False, **kw) if val_data else None
+        )
 
     def _build_model(self) -> nn.Module:
         cfg, info = self.config, self.info
@@ -280,9 +253,12 @@ class Retrainer:
         self.optimizer.step()
         return loss.detach(), logits.detach()  # the main head's loss, as DARTS reports it
 
-    def evaluate(self) -> tuple[float, float]:
-        """(loss, accuracy) on the test split, eval-mode BN, no augmentation, no drop path."""
-        return loop.evaluate(self.model, self.test_loader, self.device, self.config.amp)
+    def evaluate(self, split: str = "test") -> tuple[float, float]:
+        """(loss, accuracy) on the ``test`` or held-out ``val`` split, eval-mode BN, no drop path."""
+        loader = self.test_loader if split == "test" else self.val_loader
+        if loader is None:
+            raise ValueError("no validation split: set val_portion > 0 or pass val_data")
+        return loop.evaluate(self.model, loader, self.device, self.config.amp)
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -314,9 +290,16 @@ class Retrainer:
         try:
             while self.epoch < cfg.epochs:
                 metrics = self._run_epoch(spe, bar)
+                if self.epoch == cfg.epochs:  # the test split is read once, for the final figure
+                    metrics["test_loss"], metrics["test_acc"] = self.evaluate("test")
+                self.history.log(self.epoch, self.global_step, metrics=metrics)
                 self.save()
                 for fn in callbacks:
                     fn(metrics)
+        except (KeyboardInterrupt, loop.DivergenceError):
+            if self.out is not None and (self.out / CHECKPOINT).is_file():
+                self.resume()  # back to the last saved epoch: what --resume continues
+            raise
         finally:
             bar.close()
         return self.result()
@@ -326,18 +309,21 @@ class Retrainer:
         self.model.drop_path_prob = self.drop_path_prob(epoch)
         reset_peak_memory(self.device)
         self.model.train()
-        stats = loop.train_epoch(self.train_loader, self.train_step, spe, bar, self.device)
+        stats = loop.train_epoch(
+            self.train_loader, self.train_step, spe, bar, self.device, label=f"epoch {epoch + 1}"
+        )
         self.global_step += spe
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
-        test_loss, test_acc = self.evaluate()
         self.epoch += 1
-        metrics = {
+        metrics: dict[str, Any] = {
             "epoch": self.epoch,  # 1-based: epochs completed
             "train_loss": stats.loss,
             "train_acc": stats.acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
+        }
+        if self.val_loader is not None:
+            metrics["val_loss"], metrics["val_acc"] = self.evaluate("val")
+        metrics |= {
             "lr": lr,  # the rate this epoch trained with
             "drop_path_prob": self.model.drop_path_prob,
             "seconds": stats.seconds,  # training only
@@ -345,7 +331,7 @@ class Retrainer:
             "peak_memory_mb": peak_memory_mb(self.device),
         }
         self.metrics.append(metrics)
-        bar.set_postfix(loss=f"{stats.loss:.3f}", test_acc=f"{test_acc:.3f}")
+        bar.set_postfix(loss=f"{stats.loss:.3f}", acc=f"{stats.acc:.3f}")
         return metrics
 
     def result(self) -> RetrainResult:
@@ -389,6 +375,9 @@ class Retrainer:
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
         self.metrics = [dict(m) for m in state["metrics"]]
+        self.history = SearchHistory(method="retrain", config=self.config.to_dict())
+        for m in self.metrics:
+            self.history.log(m["epoch"], 0, metrics=m, notify=False)
         if self.epoch > 0:
             self.model.drop_path_prob = self.drop_path_prob(self.epoch - 1)
 
@@ -431,16 +420,15 @@ class Retrainer:
             return
         checkpoint.save(self.state_dict(), self.out / CHECKPOINT)
         _write_json(self.metrics, self.out / METRICS)
+        self.history.save(self.out / HISTORY)
         _write_json(self.config.to_dict(), self.out / CONFIG)
         self.genotype.save(self.out / GENOTYPE)
         self._owns_out = True
 
 
 def _write_json(obj: Any, path: Path) -> None:
-    """Write JSON via a temporary file, so a crash never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    """Write JSON atomically, so a crash never leaves half a file."""
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def retrain(

@@ -8,6 +8,7 @@ import time
 import pytest
 import torch
 
+from nasviz.data import load_dataset
 from nasviz.genotypes import Genotype, get
 from nasviz.train import RetrainConfig, Retrainer, retrain, retrain_preset
 
@@ -56,7 +57,6 @@ def test_unknown_preset_lists_presets():
         ("epochs", 0),
         ("batch_size", -1),
         ("C", 2.5),
-        ("layers", 2),
         ("lr", 0.0),
         ("lr_min", 1.0),
         ("momentum", 1.0),
@@ -115,8 +115,25 @@ def test_drop_path_ramps_linearly_per_epoch():
     assert [m["epoch"] for m in result.metrics] == [1, 2, 3, 4]
     lrs = [m["lr"] for m in result.metrics]
     assert lrs[0] == pytest.approx(cfg.lr) and lrs == sorted(lrs, reverse=True)  # cosine
-    keys = {"train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_second"}
-    assert keys | {"peak_memory_mb"} <= set(result.metrics[0])
+    keys = {"train_loss", "train_acc", "seconds", "images_per_second", "peak_memory_mb"}
+    assert keys <= set(result.metrics[0]) and "test_acc" not in result.metrics[0]
+    assert {"test_loss", "test_acc"} <= set(result.metrics[-1])
+
+
+def test_a_darts_network_needs_three_cells():
+    with pytest.raises(ValueError, match="layers"):
+        Retrainer("darts_v2", tiny(layers=2))
+
+
+def test_held_out_validation_split_is_evaluated_every_epoch():
+    cfg = tiny(epochs=2, val_portion=0.25, max_steps_per_epoch=1)
+    trainer = Retrainer("darts_v2", cfg)
+    n_train, n_val = len(trainer.train_loader.data), len(trainer.val_loader.data)
+    assert n_train + n_val == len(load_dataset(cfg.dataset, "train"))
+    assert n_val == pytest.approx(0.25 * (n_train + n_val), abs=1)
+    result = trainer.run(progress=False)
+    assert all("val_acc" in m for m in result.metrics)
+    assert "test_acc" in result.metrics[-1] and "test_acc" not in result.metrics[0]
 
 
 @pytest.mark.slow
@@ -177,7 +194,14 @@ def test_interrupted_and_resumed_run_equals_straight_run(tmp_path):
     ms = [json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("straight", "resumed")]
     assert len(ms[0]) == len(ms[1]) == cfg.epochs
     for m0, m1 in zip(*ms, strict=True):
-        assert m0["train_loss"] == m1["train_loss"] and m0["test_acc"] == m1["test_acc"]
+        assert m0.keys() == m1.keys()
+        assert m0["train_loss"] == m1["train_loss"] and m0.get("test_acc") == m1.get("test_acc")
+    # The test split is read once, for the final figure; earlier epochs never see it.
+    assert ["test_acc" in m for m in ms[0]] == [False] * (cfg.epochs - 1) + [True]
+    history = json.loads((tmp_path / "resumed" / "history.json").read_text())
+    assert [r["metrics"]["train_loss"] for r in history["records"]] == [
+        m["train_loss"] for m in ms[1]
+    ]
 
 
 def test_resume_of_a_finished_run_returns_its_result(tmp_path):

@@ -34,6 +34,7 @@ import torch
 from nasviz import checkpoint, threads
 from nasviz.architectures import Architecture
 from nasviz.history import SearchHistory
+from nasviz.loop import DivergenceError
 from nasviz.resources import peak_memory_mb, reset_peak_memory
 from nasviz.search.config import SearchConfig
 
@@ -42,10 +43,6 @@ HISTORY = "history.json"
 ARCHITECTURE = "genotype.json"  # any architecture kind; the DARTS name is kept for old runs
 GENOTYPE = ARCHITECTURE
 CHECKPOINT_FORMAT = 2
-
-
-class DivergenceError(ValueError):
-    """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclass

@@ -54,6 +54,7 @@ class SupernetConfig(SearchConfig):
     channels_last: bool = param(True, help="channels_last memory format on CUDA")
 
     def check(self) -> None:
+        super().check()
         if self.lr_min > self.lr:
             raise ConfigError(f"lr_min ({self.lr_min}) must not exceed lr ({self.lr})")
 
