@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz.genotypes import CELL_TYPES, PRIMITIVES
+from nasviz.spaces.grouped import GroupedOps, groupable
 from nasviz.spaces.operations import (
     FactorizedReduce,
     Identity,
@@ -272,8 +273,12 @@ class SearchCell(nn.Module):
             slice(kept[0], kept[-1] + 1) if kept == list(range(kept[0], kept[-1] + 1)) else kept
         )
         self._k = getattr(self.edges[0], "k", 1)  # PC-DARTS partial channels (1 = all)
+        # (state j, op k) -> op k of all edges reading state j, run as grouped convs (fast path)
+        self._groups: dict[tuple[int, int], GroupedOps] = {}
+        self._slot: dict[int, int] = {}  # edge -> its position among the edges reading its state
         if not reference:
             self._share_parameter_free_ops()
+            self._group_conv_ops()
 
     def stride(self, j: int) -> int:
         """Stride of the edges reading state j (2 for s0/s1 in a reduction cell)."""
@@ -294,6 +299,26 @@ class SearchCell(nn.Module):
             owner = first.setdefault(j, self.edges[e])
             for k in self._pools:
                 self.edges[e].ops[k] = owner.ops[k]
+
+    def _group_conv_ops(self) -> None:
+        """Op k of the edges reading one state runs as one grouped op (see nasviz.spaces.grouped)."""
+        readers: dict[int, list[int]] = {}
+        for e, (j, _) in enumerate(edge_list(self.steps)):
+            self._slot[e] = len(readers.setdefault(j, []))
+            readers[j].append(e)
+        for j, es in readers.items():
+            if len(es) < 2:
+                continue
+            for k, op in enumerate(self.edges[es[0]].ops):
+                if groupable(op):
+                    self._groups[(j, k)] = GroupedOps([self.edges[e].ops[k] for e in es])
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - nn.Module's signature
+        # .to() / .double() replace every buffer, which unties the grouped BN statistics' views.
+        super()._apply(fn, recurse)
+        for group in self._groups.values():
+            group.tie_buffers()
+        return self
 
     def forward(
         self,
@@ -338,6 +363,9 @@ class SearchCell(nn.Module):
         * Per state, once for all edges reading it: the leading ReLU of every conv op (all of
           them start with ReLU(x)), the parameter-free ops (pooling + BN, identity), and for
           PC-DARTS the channel split and the bypass (max-pooled on stride-2 edges).
+        * Per state and conv op (sep_conv, dil_conv), the E edges reading the state run their
+          copies of the op side by side as grouped convolutions (`GroupedOps`): E times fewer
+          kernels.
         * Per node, one reduction: node = sum_{e,k} w_ek * op_ek(x_e) is one tensordot of the
           [n] weights with the stacked [n, B, C, H, W] op outputs, where w_ek = softmax(alpha)_ek
           (times the edge weight softmax(beta)_e for PC-DARTS), instead of 2n small mul/add.
@@ -355,7 +383,7 @@ class SearchCell(nn.Module):
                 shared.append(self._state_inputs(states[len(shared)], len(shared)))
             outs, bypass = [], []
             for j in range(n):
-                outs += self._edge_outputs(self.edges[offset + j], shared[j])
+                outs += self._edge_outputs(offset + j, j, shared[j])
                 bypass.append(shared[j]["bypass"])
             node = torch.tensordot(w[offset : offset + n].reshape(-1), torch.stack(outs), dims=1)
             if self._k > 1:
@@ -378,21 +406,29 @@ class SearchCell(nn.Module):
             x, bypass = h[:, :c_part], h[:, c_part:]
             if self.stride(j) == 2:
                 bypass = F.max_pool2d(bypass, 2, 2, ceil_mode=True)
-        return {"x": x, "relu": None, "pool": {}, "bypass": bypass}
+        return {"x": x, "relu": None, "repeated": None, "pool": {}, "grouped": {}, "bypass": bypass}
 
-    def _edge_outputs(self, edge: MixedOp, inp: dict) -> list[torch.Tensor]:
-        """The kept ops' outputs of one edge, reusing the state's shared results."""
+    def _edge_outputs(self, e: int, j: int, inp: dict) -> list[torch.Tensor]:
+        """The kept ops' outputs of edge e (reading state j), reusing the state's shared results."""
         x, outs = inp["x"], []
-        ops = edge.ops
+        ops = self.edges[e].ops
         kept = range(len(ops))[self._kept] if isinstance(self._kept, slice) else self._kept
         for k in kept:
             op = ops[k]
+            group = self._groups.get((j, k))
             if k in self._pools:  # shared module: computed by the first edge reading the state
                 if k not in inp["pool"]:
                     inp["pool"][k] = op(x)
                 outs.append(inp["pool"][k])
             elif isinstance(op, Identity):
                 outs.append(x)
+            elif group is not None and group.usable():  # all edges of the state at once
+                if k not in inp["grouped"]:
+                    if inp["repeated"] is None:  # ReLU(x) side by side for the E edges
+                        inp["relu"] = F.relu(x) if inp["relu"] is None else inp["relu"]
+                        inp["repeated"] = inp["relu"].repeat(1, group.E, 1, 1)
+                    inp["grouped"][k] = group(inp["repeated"])
+                outs.append(inp["grouped"][k][self._slot[e]])
             elif starts_with_relu(op):
                 if inp["relu"] is None:
                     inp["relu"] = F.relu(x)
