@@ -43,10 +43,12 @@ def test_baseline_update_is_exact():
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="unknown algorithm 'a2c'"):
+    with pytest.raises(ValueError, match="algorithm='a2c' is not allowed"):
         PolicyConfig(algorithm="a2c")
-    with pytest.raises(ValueError, match="baseline_decay"):
+    with pytest.raises(ValueError, match="baseline_decay must be < 1"):
         PolicyConfig(baseline_decay=1.0)
+    with pytest.raises(ValueError, match="did you mean 'entropy_weight'"):
+        PolicyConfig.create(entropy_weigth=0.1)
     assert PolicyConfig().lr == 3.5e-4 and PolicyConfig().entropy_weight == 1e-5
 
 

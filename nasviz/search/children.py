@@ -14,19 +14,16 @@ genotype makes an identical job, which the executors' cache answers without trai
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import nn
+from typing import Any, ClassVar
 
 from nasviz import architectures
-from nasviz.data import ImageDataset, known_datasets, load_dataset, search_split
+from nasviz.config import Config, ConfigError, check_dataset_and_device, param, suggest
+from nasviz.data import ImageDataset, load_dataset, search_split
 from nasviz.spaces.nasnet import NasnetGenotype
 from nasviz.train import RetrainConfig, Retrainer
 
@@ -34,7 +31,7 @@ PRESETS: tuple[str, ...] = ("paper", "quick", "smoke")
 
 
 @dataclass
-class ChildConfig:
+class ChildConfig(Config):
     """How a child is built and trained (defaults: the paper's N=2, 20 epochs on CIFAR-10).
 
     ``val_portion`` of the train split is held out for the reward (the last images, fixed);
@@ -42,60 +39,40 @@ class ChildConfig:
     filters (the NASNet CIFAR width), batch 64 and lr 0.025 with cosine decay are our choice.
     """
 
-    dataset: str = "cifar10"
-    data_root: str = "data"
-    download: bool = False
-    val_portion: float = 0.1  # 5,000 of CIFAR-10's 50,000 training images
-    cells_per_stage: int = 2  # N
-    C: int = 32
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 0.025
-    weight_decay: float = 3e-4
-    cutout: bool = False
-    drop_path_prob: float = 0.0
-    max_steps_per_epoch: int | None = None
-    device: str = "auto"
-    amp: bool = True
+    label: ClassVar[str] = "child"
 
-    def __post_init__(self) -> None:
-        self.validate()
+    dataset: str = param("cifar10", help="digits (embedded) or cifar10")
+    data_root: str = param("data")
+    download: bool = param(False)
+    val_portion: float = param(
+        0.1, min=0.0, max=1.0, min_open=True, max_open=True,
+        help="share of the TRAIN split held out for the reward (0.1: 5,000 CIFAR-10 images)",
+    )  # fmt: skip
+    cells_per_stage: int = param(2, min=1, max=64, help="N normal cells per stage")
+    C: int = param(32, min=1, max=4096, help="filters of the first stage")
+    epochs: int = param(20, min=1, max=100_000)
+    batch_size: int = param(64, min=1, max=65_536)
+    lr: float = param(0.025, min=0.0, min_open=True, max=10.0)
+    weight_decay: float = param(3e-4, min=0.0, max=1.0)
+    cutout: bool = param(False)
+    drop_path_prob: float = param(0.0, min=0.0, max=1.0, max_open=True)
+    max_steps_per_epoch: int | None = param(None, min=1, help="cap for smoke runs")
+    device: str = param("auto")
+    amp: bool = param(True, help="bf16 autocast on CUDA")
 
-    def validate(self) -> None:
-        """Raise ValueError naming any bad value (the rest is checked by RetrainConfig)."""
-        if self.dataset not in known_datasets():
-            raise ValueError(
-                f"unknown dataset {self.dataset!r}; known datasets: {', '.join(known_datasets())}"
-            )
-        if not 0 < self.val_portion < 1:
-            raise ValueError(f"val_portion must be in (0, 1), got {self.val_portion}")
-        n = self.cells_per_stage
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"cells_per_stage must be a positive integer, got {n!r}")
-        self.retrain_config(0)  # the training knobs, validated by RetrainConfig
+    def check(self) -> None:
+        check_dataset_and_device(self.dataset, self.device)
 
     def retrain_config(self, seed: int) -> RetrainConfig:
-        """The `RetrainConfig` of one child (no auxiliary head; ``layers`` is set by the child)."""
+        """The `RetrainConfig` of one child: N cells per stage, no auxiliary head."""
         return RetrainConfig(
             dataset=self.dataset, data_root=self.data_root, download=self.download, C=self.C,
-            layers=max(3, self.cells_per_stage), auxiliary=False, epochs=self.epochs,
+            layers=self.cells_per_stage, auxiliary=False, epochs=self.epochs,
             batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
             cutout=self.cutout, drop_path_prob=self.drop_path_prob,
             max_steps_per_epoch=self.max_steps_per_epoch, seed=seed, device=self.device,
             amp=self.amp,
         )  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ChildConfig:
-        """Inverse of `to_dict` (unknown keys are an error)."""
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown child option(s) {sorted(unknown)}")
-        return cls(**d)
 
 
 _QUICK: dict[str, Any] = dict(dataset="digits", val_portion=0.2, C=8, epochs=3, lr=0.05)
@@ -105,33 +82,15 @@ _SMOKE: dict[str, Any] = dict(C=4, epochs=1, max_steps_per_epoch=2)
 def child_preset(name: str = "quick", **overrides: Any) -> ChildConfig:
     """The `paper`, `quick` (digits, a few epochs) or `smoke` child config, with overrides."""
     if name not in PRESETS:
-        raise ValueError(f"unknown child preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"unknown child preset {name!r}{suggest(name, PRESETS)}; presets: {', '.join(PRESETS)}"
+        )
     values: dict[str, Any] = {}
     if name != "paper":
         values.update(_QUICK)
         if name == "smoke":
             values.update(_SMOKE)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return ChildConfig(**values)
-
-
-class _ChildRetrainer(Retrainer):
-    """Retrainer whose network has N cells per stage (RetrainConfig requires layers >= 3)."""
-
-    def __init__(self, genotype: NasnetGenotype, config: RetrainConfig, cells: int, **kw: Any):
-        self._cells_per_stage = cells
-        super().__init__(genotype, config, None, **kw)
-
-    def _build_model(self) -> nn.Module:
-        cfg, info = self.config, self.info
-        model = self.genotype.build_network(
-            num_classes=info.num_classes, in_channels=info.in_channels,
-            image_size=info.image_size, C=cfg.C, layers=self._cells_per_stage, auxiliary=False,
-        )  # fmt: skip
-        model = model.to(self.device)
-        if cfg.channels_last and self._cuda:
-            model = model.to(memory_format=torch.channels_last)
-        return model
+    return ChildConfig.create(**values).replace(**overrides)
 
 
 @functools.lru_cache(maxsize=4)
@@ -166,15 +125,17 @@ def train_child(
             cfg.dataset, cfg.data_root, cfg.download, cfg.val_portion
         )
     start = time.perf_counter()
-    trainer = _ChildRetrainer(
-        arch, cfg.retrain_config(seed), cfg.cells_per_stage, train_data=train_data,
+    # The validation split is also handed in as the "test" data, so that the test split is never
+    # loaded: Retrainer reads its test data once, at the end.
+    trainer = Retrainer(
+        arch, cfg.retrain_config(seed), None, train_data=train_data, val_data=val_data,
         test_data=val_data,
     )  # fmt: skip
     result = trainer.run(progress=False)
     last = result.metrics[-1]
     return {
-        "reward": float(result.test_acc),  # accuracy on the held-out validation split
-        "val_loss": float(result.test_loss),
+        "reward": float(last["val_acc"]),  # accuracy on the held-out validation split
+        "val_loss": float(last["val_loss"]),
         "train_acc": float(last["train_acc"]),
         "params": int(result.params),
         "seconds": time.perf_counter() - start,

@@ -15,55 +15,31 @@ of PPO epochs and eps are not given by the NASNet paper: the defaults are PPO's 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
+from nasviz.config import Config, param
 from nasviz.search.controller import Controller, Samples
 
 ALGORITHMS: tuple[str, ...] = ("ppo", "reinforce")
 
 
 @dataclass
-class PolicyConfig:
+class PolicyConfig(Config):
     """The controller update's knobs (defaults: the NASNet paper; PPO's eps and epochs)."""
 
-    algorithm: str = "ppo"
-    lr: float = 3.5e-4
-    entropy_weight: float = 1e-5
-    baseline_decay: float = 0.95
-    clip: float = 0.2  # PPO's epsilon
-    epochs: int = 4  # PPO epochs over each batch
-    grad_clip: float | None = None  # max gradient norm, None = off
+    label: ClassVar[str] = "controller policy"
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ValueError naming any bad value and what is allowed."""
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(
-                f"unknown algorithm {self.algorithm!r}; choose one of {', '.join(ALGORITHMS)}"
-            )
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not self.entropy_weight >= 0:
-            raise ValueError(f"entropy_weight must be >= 0, got {self.entropy_weight}")
-        if not 0 <= self.baseline_decay < 1:
-            raise ValueError(f"baseline_decay must be in [0, 1), got {self.baseline_decay}")
-        if not 0 < self.clip < 1:
-            raise ValueError(f"clip must be in (0, 1), got {self.clip}")
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
-            raise ValueError(f"epochs must be a positive integer, got {self.epochs!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 or None, got {self.grad_clip}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return dataclasses.asdict(self)
+    algorithm: str = param("ppo", choices=ALGORITHMS, help="ppo (the paper) or reinforce")
+    lr: float = param(3.5e-4, min=0.0, min_open=True, max=1.0, help="Adam learning rate")
+    entropy_weight: float = param(1e-5, min=0.0, help="weight of the entropy bonus")
+    baseline_decay: float = param(0.95, min=0.0, max=1.0, max_open=True)
+    clip: float = param(0.2, min=0.0, max=1.0, min_open=True, max_open=True, help="PPO's eps")
+    epochs: int = param(4, min=1, max=1000, help="PPO epochs over each batch")
+    grad_clip: float | None = param(None, min=0.0, min_open=True, help="max gradient norm")
 
 
 class MovingAverageBaseline:
@@ -187,4 +163,4 @@ class PolicyUpdater:
 
 def make_updater(controller: Controller, algorithm: str = "ppo", **config: Any) -> PolicyUpdater:
     """A `PolicyUpdater` for 'ppo' or 'reinforce' with config overrides."""
-    return PolicyUpdater(controller, PolicyConfig(algorithm=algorithm, **config))
+    return PolicyUpdater(controller, PolicyConfig.create(algorithm=algorithm, **config))
