@@ -179,7 +179,13 @@ class RayExecutor(_CachedExecutor):
                         f"cannot connect to the Ray cluster at {address!r}: {exc}"
                     ) from exc
             else:
-                ray.init(**kw)
+                try:
+                    ray.init(**kw)
+                except Exception as exc:  # Ray raises a bare Exception when its raylet is late
+                    raise RuntimeError(
+                        f"Ray could not start locally ({exc}); try again on a less busy machine, "
+                        "or run the children in-process (no --workers)"
+                    ) from exc
             self._owns_ray = True
         cpus = float(ray.cluster_resources().get("CPU", 0))
         if cpus < cpus_per_job:
