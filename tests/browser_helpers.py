@@ -62,7 +62,7 @@ LAB_SETTINGS = {
 # Text/plain outputs that mean a widget or rich object fell back to its repr.
 TEXT_REPR = re.compile(
     r"^\s*(?:[A-Z]\w*\((?:children|value|layout|description|options)=|SearchPanel\("
-    r"|<[\w.<>]+ (?:object )?at 0x[0-9a-f]+>|interactive\()",
+    r"|<[\w.<>]+ (?:object )?at 0x[0-9a-f]+>|interactive\(|<Figure size \d+x\d+ with)",
     re.M,
 )
 WIDGET_NOT_RENDERED = ("Loading widget...", "Error displaying widget", "Error rendering widget")
@@ -303,14 +303,15 @@ def _wait_until(page: Any, condition: Any, timeout: float, what: str) -> None:
 def check_outputs(page: Any, report: NotebookReport) -> None:
     """Add every error output, unrendered widget and broken or cut-off figure to ``report``."""
     prompts = page.evaluate(_PROMPTS_JS)
-    not_run = [i for i, p in enumerate(prompts) if not re.search(r"\[\d+\]", p)]
+    not_run = [i + 1 for i, p in enumerate(prompts) if not re.search(r"\[\d+\]", p)]
     if not_run:
-        report.problems.append(f"code cells {not_run} did not run (prompts {prompts})")
-    page.wait_for_function(  # figures are data URIs; give the last ones a moment to decode
-        "() => Array.from(document.querySelectorAll('.jp-OutputArea-output img'))"
-        ".every(i => i.complete)",
-        timeout=15_000,
-    )
+        report.problems.append(f"code cells {not_run} (1-based) did not run (prompts {prompts})")
+    with contextlib.suppress(Exception):  # figures are data URIs; let the last ones decode
+        page.wait_for_function(
+            "() => Array.from(document.querySelectorAll('.jp-OutputArea-output img'))"
+            ".every(i => i.complete)",
+            timeout=15_000,
+        )
     with contextlib.suppress(Exception):  # a widget view may still be attaching: allow 10 s
         page.wait_for_function(
             "() => !Array.from(document.querySelectorAll('.jp-OutputArea-output'))"
