@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from nasviz import checkpoint, threads
+from nasviz import checkpoint, distributed, threads
 from nasviz.architectures import Architecture
 from nasviz.history import SearchHistory
 from nasviz.loop import DivergenceError
@@ -85,7 +85,9 @@ class Search:
         self.out = Path(out) if out is not None else None
         if self.out is not None:
             check_out_dir(self.out)
-        self.device = checkpoint.resolve_device(config.device)
+        # data parallel under torchrun (nasviz.distributed); a no-op in a single process
+        self.dist = distributed.from_env(checkpoint.resolve_device(config.device))
+        self.device = self.dist.device(checkpoint.resolve_device(config.device))
         self.threads = threads.apply(self.device, config.threads)
         checkpoint.seed_everything(config.seed)
         self.history = SearchHistory(method=self.method, config=config.to_dict())
@@ -149,7 +151,8 @@ class Search:
         if self.epoch == 0 and not self.history.records:
             self._log(0, self.snapshot(), {}, notify=True, architecture=self.derive())
         bar = tqdm(
-            total=self.config.epochs * spe, initial=self.epoch * spe, disable=not progress,
+            total=self.config.epochs * spe, initial=self.epoch * spe,
+            disable=not progress or not self.dist.is_main,
             desc=f"{self.method} search", unit=self.iteration_unit, dynamic_ncols=True,
         )  # fmt: skip
         try:
@@ -157,6 +160,12 @@ class Search:
                 self._run_epoch(spe, bar)
         except (KeyboardInterrupt, DivergenceError):
             self._roll_back()
+            raise
+        except Exception as exc:
+            if self.dist.enabled and distributed.is_comm_error(exc):
+                raise distributed.RankLostError(
+                    f"{distributed.lost_message(exc)} (last saved epoch: {self.epoch})"
+                ) from exc
             raise
         finally:
             bar.close()
@@ -184,6 +193,7 @@ class Search:
             if self.config.log_every and self.global_step % self.config.log_every == 0:
                 self._log_step(epoch + (i + 1) / spe, values)
         seconds = time.perf_counter() - t0
+        sums, weight = self._reduce_sums(sums, weight)
         means = self._means(sums, weight, epoch, spe - 1)
         t_eval = time.perf_counter()
         metrics = self.end_epoch(means)
@@ -197,6 +207,18 @@ class Search:
         record = self._log(self.epoch, self.snapshot(), metrics, notify=False)
         self.save()  # before the callbacks: an error in a live plot never loses the epoch
         self.history.notify(record)
+
+    def _reduce_sums(self, sums: dict[str, Any], weight: int) -> tuple[dict[str, Any], int]:
+        """Epoch sums and weight over all ranks (one collective; unchanged with one process)."""
+        if not self.dist.enabled:
+            return sums, weight
+        names = sorted(sums)  # the same order on every rank
+        flat = torch.tensor(
+            [float(sums[k]) for k in names] + [float(weight)], dtype=torch.float64,
+            device=self.device if self.dist.backend == "nccl" else "cpu",
+        )  # fmt: skip
+        self.dist.all_reduce(flat)
+        return dict(zip(names, flat[:-1].tolist(), strict=True)), int(flat[-1].item())
 
     def _means(self, sums: dict[str, Any], weight: int, epoch: int, index: int) -> dict[str, float]:
         """Epoch means so far (one host sync); a non-finite value stops the run."""
@@ -265,8 +287,8 @@ class Search:
         self.global_step = state["global_step"]
 
     def save(self) -> None:
-        """Write checkpoint.pt, history.json and genotype.json (each atomically)."""
-        if self.out is None:
+        """Write checkpoint.pt, history.json and genotype.json (each atomically); rank 0 only."""
+        if self.out is None or not self.dist.is_main:
             return
         checkpoint.save(self.state_dict(), self.out / CHECKPOINT)
         self.history.save(self.out / HISTORY)

@@ -89,9 +89,24 @@ class SupernetSearch(Search):
             self.model.arch_parameters(), cfg.arch_lr, betas=cfg.arch_betas,
             weight_decay=cfg.arch_weight_decay,
         )  # fmt: skip
+        self._data_parallel()
         specs, _ = self._groups()
         for name, spec in specs.items():
             self.history.declare_group(name, **spec)
+
+    def _data_parallel(self) -> None:
+        """Under torchrun: shard the batches, average every gradient over ranks (nasviz.distributed).
+
+        The weights' gradients are averaged as each backward accumulates them (before clipping),
+        whichever step the method runs; the architecture's just before Adam steps, which also
+        covers gradients set by hand (second-order DARTS). A no-op in a single process.
+        """
+        if not self.dist.enabled:
+            return
+        self.train_loader = self.dist.shard(self.train_loader)
+        self.val_loader = self.dist.shard(self.val_loader)
+        self._grad_hooks = self.dist.average_gradients_on_backward(self.model.weight_parameters())
+        self._arch_hook = self.dist.average_gradients_before_step(self.a_optimizer)
 
     # ------------------------------------------------------------------ construction
     def _build_data(self, train_data: ImageDataset | None, val_data: ImageDataset | None) -> None:
@@ -160,6 +175,7 @@ class SupernetSearch(Search):
     def end_epoch(self, means: dict[str, float]) -> dict[str, float]:
         lr = self.w_optimizer.param_groups[0]["lr"]
         self.scheduler.step()
+        self.dist.broadcast_buffers(self.model)  # rank 0's BN statistics on every rank
         val_loss, val_acc = self.evaluate()
         arch_lr = self.a_optimizer.param_groups[0]["lr"]
         return {**means, "val_loss": val_loss, "val_acc": val_acc, "lr": lr, "arch_lr": arch_lr}
