@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from nasviz import architectures
 
@@ -110,10 +110,38 @@ def _retrain_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a "did you mean" for a misspelt flag (``--epcohs`` -> ``--epochs``)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        kw.setdefault("allow_abbrev", False)  # --epoch must not silently mean --epochs
+        super().__init__(*args, **kw)
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            from nasviz.config import suggest
+
+            flags = {s for p in _all_parsers(self) for a in p._actions for s in a.option_strings}
+            for word in message.split(":", 1)[1].split():
+                if word.startswith("--"):
+                    message += suggest(word.split("=")[0], sorted(flags))
+                    break
+        super().error(message)
+
+
+def _all_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _all_parsers(sub)
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `nasviz` command."""
-    parser = argparse.ArgumentParser(prog="nasviz", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="nasviz", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _search_parser(sub)
     _retrain_parser(sub)
     p = sub.add_parser("info", help="parameters and FLOPs of a genotype at the CIFAR eval config")
@@ -180,7 +208,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         drop_path_prob=args.drop_path_prob, seed=args.seed, max_steps_per_epoch=args.max_steps_per_epoch,
         device=args.device, data_root=args.data_root, download=args.download or None,
     )  # fmt: skip
-    config = retrain_preset(args.preset, **{k: v for k, v in overrides.items() if v is not None})
+    given = {k: v for k, v in overrides.items() if v is not None}
+    config = retrain_preset(args.preset, kind=genotype.kind, **given)  # Cream: its own recipe
     print(f"retraining on {config.dataset} ({args.preset} preset), out: {args.out}")
     result = retrain(genotype, config, args.out, resume=args.resume, progress=not args.no_progress)
     print(f"parameters: {result.params:,}")

@@ -19,7 +19,8 @@ def test_search_end_to_end_then_resume_and_plot(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["search", "pc-darts", "--k", "2", "--epochs", "1", *TINY, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "derived genotype" in printed and "parameters at the CIFAR-10 eval config" in printed
+    assert "derived architecture (darts)" in printed
+    assert "parameters at CIFAR-10 eval config (C=36, 20 cells, 10 classes)" in printed
     for name in ("history.json", "genotype.json", "checkpoint.pt"):
         assert (out / name).is_file()
     assert json.loads((out / "history.json").read_text())["method"] == "pc-darts"
@@ -32,17 +33,40 @@ def test_search_end_to_end_then_resume_and_plot(tmp_path, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["search", "pc-darts", "--k", "3"], "valid K"),
-        (["search", "darts", "--order", "3"], "order must be 1"),
+        (["search", "pc-darts", "--k", "3"], "valid k: [1, 2, 4, 8]"),
+        (["search", "darts", "--k", "2"], "--k is a pc-darts option; darts does not use it"),
         (["search", "darts", "--dataset", "mnist"], "unknown dataset 'mnist'"),
         (["search", "darts", "--dataset", "cifar10", "--data-root", "/nonexistent"], "download"),
-        (["retrain", "--genotype", "nope"], "unknown genotype 'nope'"),
+        (["retrain", "--genotype", "nope"], "unknown architecture 'nope'"),
+        (["retrain", "--genotype", "darts_v3"], "did you mean darts_v2"),
         (["info", "--genotype", "missing.json"], "missing.json does not exist"),
     ],
 )
 def test_clear_errors(args, message, tmp_path, capsys):
     assert main([*args, *(["--out", str(tmp_path / "x")] if args[0] != "info" else [])]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_search_help_lists_the_registered_methods(capsys):
+    from nasviz.search import registry
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    out = capsys.readouterr().out
+    for name in registry.names():
+        assert name in out and registry.get(name).summary.split()[0] in out
+
+
+def test_misspelt_flag_gets_a_suggestion(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "pc-darts", "--epcohs", "3", "--out", "x"])
+    assert "did you mean '--epochs'" in capsys.readouterr().err
+
+
+def test_order_outside_its_choices_is_rejected_by_argparse(capsys):
+    with pytest.raises(SystemExit):
+        main(["search", "darts", "--order", "3", "--out", "x"])
+    assert "invalid choice: 3" in capsys.readouterr().err
 
 
 def test_bad_preset_is_rejected_by_argparse(capsys):

@@ -93,7 +93,7 @@ def test_quick_digits_search_learns_and_derives_a_valid_cell(tmp_path):
     assert g == result.genotype
     NetworkCIFAR(8, 10, 5, True, g, in_channels=1)(torch.randn(2, 1, 8, 8))
     history = json.loads((tmp_path / "run" / "history.json").read_text())
-    assert len(history["records"]) == 5 and "betas" in history["records"][-1]
+    assert len(history["records"]) == 5 and "beta/normal" in history["records"][-1]["groups"]
 
 
 class _Stop(Exception):
@@ -117,8 +117,8 @@ def test_resume_equals_uninterrupted_run(tmp_path, method, extra):
     assert resumed.genotype == straight.genotype
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name
+    for name, tensor in a["method_state"]["model"].items():
+        assert torch.equal(tensor, b["method_state"]["model"][name]), name
 
     def strip(recs):
         return [
@@ -156,10 +156,10 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(method="pc-darts", k=3), r"K=3 does not divide .* valid K: \[1, 2, 4\]"),
-        (dict(order=3), "order must be 1"),
-        (dict(method="pc-darts", order=2), "first-order"),
-        (dict(epochs=0), "epochs must be a positive integer"),
+        (dict(method="pc-darts", k=3), r"k=3 does not divide .* valid k: \[1, 2, 4\]"),
+        (dict(order=3), r"order=3 is not allowed; allowed: 1, 2"),
+        (dict(method="pc-darts", order=2), r"unknown pc-darts search option 'order'"),
+        (dict(epochs=0), "epochs must be >= 1, got 0"),
     ],
 )
 def test_bad_options(kwargs, message, digits_like):
@@ -209,4 +209,5 @@ def test_step_records_when_asked(digits_like):
     )
     h = s.run(progress=False).history
     steps = [r for r in h.records if r["kind"] == "step"]
-    assert len(steps) == 2 and "alphas" in steps[0]
+    assert len(steps) == 2 and "alpha/normal" in steps[0]["groups"]
+    assert "architecture" not in steps[0]  # derived per epoch only

@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nasviz.data import load_dataset
 from nasviz.search import create_search, preset, run_search
-from nasviz.search.config import CONSTRAINTS, SearchConfig
-from nasviz.search.snas import SnasSearch, temperature_schedule
+from nasviz.search.snas import CONSTRAINTS, SnasConfig, SnasSearch, temperature_schedule
 from nasviz.spaces.darts import GumbelMixing, gumbel_softmax_sample
 
 
@@ -90,7 +90,7 @@ def test_constraint_presets_set_lambda_unless_given():
     assert preset("snas", constraint="mild", resource_lambda=0.5).effective_resource_lambda() == 0.5
     p = preset("snas", "paper")
     assert (p.epochs, p.batch_size, p.temperature_start, p.temperature_end) == (150, 64, 1.0, 0.03)
-    assert SearchConfig.from_dict(p.to_dict()) == p
+    assert SnasConfig.from_dict(p.to_dict()) == p
 
 
 # ----------------------------------------------------------------------------- the search
@@ -141,8 +141,8 @@ def test_tiny_search_records_series_and_resumes_exactly(tmp_path, data):
     assert resumed.genotype == straight.genotype
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name
+    for name, tensor in a["method_state"]["model"].items():
+        assert torch.equal(tensor, b["method_state"]["model"][name]), name
     timing = ("seconds", "eval_seconds", "images_per_second", "peak_memory_mb")
 
     def strip(recs):
@@ -179,4 +179,15 @@ def test_cli_snas_search(tmp_path, capsys):
         history["config"]["constraint"] == "moderate"
         and "penalty" in history["records"][-1]["extra"]
     )
-    assert "derived genotype" in capsys.readouterr().out
+    assert "derived architecture (darts)" in capsys.readouterr().out
+
+
+def test_validation_never_reads_the_test_split():
+    # Default data: the first 90% of the training split trains, the last 10% validates.
+    s = SnasSearch(_tiny())
+    n_train, n_val = len(s.train_loader.data), len(s.eval_loader.data)
+    full = load_dataset("digits", "train")
+    assert n_train + n_val == len(full)
+    assert n_val == pytest.approx(0.1 * len(full), abs=1)
+    assert torch.equal(s.train_loader.data.images.cpu(), full.images[:n_train])
+    assert torch.equal(s.eval_loader.data.images.cpu(), full.images[n_train:])
