@@ -1,7 +1,10 @@
 """Datasets and GPU-resident batches with augmentation.
 
-Two datasets: ``digits`` (the embedded default, bundled with scikit-learn, works offline) and
-``cifar10`` (through torchvision). A split is held as one uint8 tensor ``[N, C, H, W]``; the
+Three datasets: ``digits`` (the embedded default, bundled with scikit-learn, works offline),
+``cifar10`` (through torchvision) and ``imagenet-folder`` (any ImageFolder tree, e.g. ImageNet:
+``root/train/<class>/*.jpeg`` and ``root/val/<class>/*.jpeg``, read with torchvision's
+``ImageFolder``, resized and centre-cropped to ``image_size`` and held in memory as uint8, so
+it is meant for subsets or downsampled copies that fit there). A split is held as one uint8 tensor ``[N, C, H, W]``; the
 ``DeviceLoader`` keeps it on the device and does crop, flip, normalization and cutout on whole
 batches there, as in KellerJordan/cifar10-airbench: no DataLoader workers in the hot loop.
 
@@ -20,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-KNOWN_DATASETS = ("digits", "cifar10")
+KNOWN_DATASETS = ("digits", "cifar10", "imagenet-folder")
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
 
@@ -65,7 +68,23 @@ _INFOS = {
         flip=True,
         cutout=16,
     ),
+    # ImageNet statistics; the class count and size are set from the folder when it is read.
+    # pad = 28/224 (a translation of 1/8, as CIFAR's 4/32), cutout 112/224 (16/32).
+    "imagenet-folder": DatasetInfo(
+        name="imagenet-folder",
+        num_classes=1000,
+        in_channels=3,
+        image_size=224,
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        pad=28,
+        flip=True,
+        cutout=112,
+    ),
 }
+
+#: The sub-folders of an imagenet-folder root holding each split.
+IMAGEFOLDER_SPLITS = {"train": "train", "test": "val"}
 
 
 @dataclass
@@ -114,12 +133,21 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def load_dataset(
-    name: str, split: str = "train", root: str | Path = "data", download: bool = False
+    name: str,
+    split: str = "train",
+    root: str | Path = "data",
+    download: bool = False,
+    image_size: int | None = None,
 ) -> ImageDataset:
-    """Load the ``train`` or ``test`` split of a known dataset as uint8 tensors on the CPU."""
+    """Load the ``train`` or ``test`` split of a known dataset as uint8 tensors on the CPU.
+
+    ``image_size`` applies to ``imagenet-folder`` only (default 224).
+    """
     info = dataset_info(name)
     if split not in ("train", "test"):
         raise ValueError(f"unknown split {split!r}; allowed splits: train, test")
+    if name == "imagenet-folder":
+        return _load_image_folder(split, Path(root), image_size or info.image_size, info)
     if name == "digits":
         images, labels = _load_digits(split)
     else:
@@ -167,6 +195,38 @@ def _load_cifar10(split: str, root: Path, download: bool) -> tuple[torch.Tensor,
     images = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
     labels = torch.tensor(ds.targets, dtype=torch.int64)
     return images, labels
+
+
+def _load_image_folder(split: str, root: Path, size: int, info: DatasetInfo) -> ImageDataset:
+    """An ImageFolder split (``root/train`` or ``root/val``): resize the short side to
+    ``size / 0.875``, centre-crop ``size`` (the usual ImageNet evaluation transform), uint8."""
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    if size < 8:
+        raise ValueError(f"image_size must be >= 8 pixels, got {size}")
+    folder = root.expanduser() / IMAGEFOLDER_SPLITS[split]
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"no ImageFolder split at {folder}: imagenet-folder reads --data-root DIR with "
+            f"DIR/train/<class>/<images> and DIR/val/<class>/<images>"
+        )
+    tf = transforms.Compose(
+        [
+            transforms.Resize(int(round(size / 0.875))),
+            transforms.CenterCrop(size),
+            transforms.PILToTensor(),
+        ]
+    )
+    try:
+        ds = ImageFolder(str(folder), transform=lambda im: tf(im.convert("RGB")))
+    except FileNotFoundError as exc:  # no class folders, or no images in them
+        raise FileNotFoundError(f"{folder}: {exc}") from exc
+    images = torch.stack([ds[i][0] for i in range(len(ds))])  # [N, 3, size, size] uint8
+    labels = torch.tensor(ds.targets, dtype=torch.int64)
+    return ImageDataset(
+        images, labels, replace(info, num_classes=len(ds.classes), image_size=size)
+    )
 
 
 def search_split(train: ImageDataset, portion: float = 0.5) -> tuple[ImageDataset, ImageDataset]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -85,6 +86,15 @@ class RetrainConfig(Config):
         help="final value; epoch e (0-based) uses drop_path_prob * e / epochs",
     )  # fmt: skip
     max_steps_per_epoch: int | None = param(None, min=1, help="cap for smoke runs")
+    # the ImageNet (EfficientNet-style) recipe of Cream's retraining, with timm's pieces
+    optimizer: str = param("sgd", choices=("sgd", "rmsproptf"), help="rmsproptf: timm RMSpropTF")
+    opt_eps: float = param(1e-2, min=0.0, min_open=True, help="RMSpropTF epsilon")
+    ema_decay: float = param(
+        0.0, min=0.0, max=1.0, max_open=True,
+        help="EMA of the weights (timm ModelEmaV3), evaluated instead of the weights when > 0",
+    )  # fmt: skip
+    randaugment: str = param("", help="timm RandAugment config, e.g. rand-m9-mstd0.5 ('': off)")
+    label_smoothing: float = param(0.0, min=0.0, max=1.0, max_open=True)
     # bookkeeping
     seed: int = param(0, min=0, max=2**63 - 1)
     device: str = param("auto")
@@ -106,12 +116,50 @@ _QUICK: dict[str, Any] = dict(
 _SMOKE: dict[str, Any] = dict(epochs=2, max_steps_per_epoch=3)
 
 
-def retrain_preset(name: str = "quick", **overrides: Any) -> RetrainConfig:
+#: Fields added after the first checkpoints were written, with the value those runs used.
+_ADDED_FIELDS: dict[str, Any] = dict(
+    optimizer="sgd", opt_eps=1e-2, ema_decay=0.0, randaugment="", label_smoothing=0.0
+)
+
+# Cream of the Crop's retraining (official experiments/configs/retrain/retrain.yaml; the paper's
+# 500 epochs): a path network has no auxiliary head, no drop path and a depth of its own; timm's
+# RMSpropTF (eps 1e-2, momentum 0.9) at lr 1e-2 per 128 images, EMA 0.9998, RandAugment
+# rand-m9-mstd0.5, label smoothing 0.1, dropout 0.2 before the classifier (CreamPath default).
+# The official schedule's 3-epoch warm-up and step decay are replaced by the cosine schedule.
+_CREAM: dict[str, dict[str, Any]] = {
+    "paper": dict(
+        dataset="imagenet-folder", C=None, layers=None, auxiliary=False, cutout=False,
+        drop_path_prob=0.0, epochs=500, batch_size=128, optimizer="rmsproptf", opt_eps=1e-2,
+        lr=1e-2, lr_min=1e-5, momentum=0.9, weight_decay=1e-5, ema_decay=0.9998,
+        randaugment="rand-m9-mstd0.5", label_smoothing=0.1,
+    ),
+    # digits: the search's half-width space (C = 8 stem channels), SGD as the quick DARTS one
+    "quick": dict(
+        dataset="digits", C=8, layers=None, auxiliary=False, cutout=False, drop_path_prob=0.0,
+        epochs=10, batch_size=64, lr=0.05, label_smoothing=0.1,
+    ),
+}  # fmt: skip
+_CREAM["smoke"] = {**_CREAM["quick"], **_SMOKE}
+
+
+def cream_retrain_preset(name: str = "quick", **overrides: Any) -> RetrainConfig:
+    """Cream's ``paper`` retraining recipe (timm RMSpropTF, EMA, RandAugment), or quick/smoke."""
+    if name not in PRESETS:
+        raise ConfigError(
+            f"unknown retrain preset {name!r}{suggest(name, PRESETS)}; presets: {', '.join(PRESETS)}"
+        )
+    return RetrainConfig.create(**_CREAM[name]).replace(**overrides)
+
+
+def retrain_preset(name: str = "quick", kind: str | None = None, **overrides: Any) -> RetrainConfig:
     """The `paper`, `quick` or `smoke` retraining configuration, with optional overrides.
 
     `paper` is the DARTS protocol (PAPERS.md). PC-DARTS retrains the same way but with drop path
     0.3: ``retrain_preset("paper", drop_path_prob=0.3)``. None-valued overrides are ignored.
+    ``kind="cream"`` (a Cream path) gives `cream_retrain_preset`.
     """
+    if kind == "cream":
+        return cream_retrain_preset(name, **overrides)
     if name not in PRESETS:
         raise ConfigError(
             f"unknown retrain preset {name!r}{suggest(name, PRESETS)}; presets: {', '.join(PRESETS)}"
@@ -164,12 +212,9 @@ class Retrainer:
         checkpoint.seed_everything(config.seed)
         self._build_data(train_data, test_data, val_data)
         self.model = self._build_model()
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-        )
+        self.optimizer = make_optimizer(self.model, config)
+        self.ema = make_ema(self.model, config.ema_decay)
+        self.augment = make_randaugment(config.randaugment, self.info)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.optimizer, T_max=config.epochs, eta_min=config.lr_min
         )
@@ -242,15 +287,19 @@ class Retrainer:
         """One SGD step; returns (loss, logits), detached and not synced."""
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
+        if self.augment is not None:
+            x = self.augment(x)
         with self.autocast():
             logits, logits_aux = self.model(x)
-        loss = F.cross_entropy(logits.float(), y)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         total = loss
         if logits_aux is not None:
             total = loss + cfg.auxiliary_weight * F.cross_entropy(logits_aux.float(), y)
         total.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
         return loss.detach(), logits.detach()  # the main head's loss, as DARTS reports it
 
     def evaluate(self, split: str = "test") -> tuple[float, float]:
@@ -258,7 +307,8 @@ class Retrainer:
         loader = self.test_loader if split == "test" else self.val_loader
         if loader is None:
             raise ValueError("no validation split: set val_portion > 0 or pass val_data")
-        return loop.evaluate(self.model, loader, self.device, self.config.amp)
+        model = self.ema.module if self.ema is not None else self.model  # EMA: what is reported
+        return loop.evaluate(model, loader, self.device, self.config.amp)
 
     # ------------------------------------------------------------------ the loop
     def run(
@@ -362,6 +412,7 @@ class Retrainer:
             "scheduler": self.scheduler.state_dict(),
             "loaders": {"train": self.train_loader.state_dict()},
             "rng": checkpoint.rng_state(),
+            **({"ema": self.ema.module.state_dict()} if self.ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -371,6 +422,8 @@ class Retrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.train_loader.load_state_dict(state["loaders"]["train"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(state["ema"])
         checkpoint.set_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
@@ -382,9 +435,8 @@ class Retrainer:
             self.model.drop_path_prob = self.drop_path_prob(self.epoch - 1)
 
     def _check_compatible(self, state: dict[str, Any]) -> None:
-        checkpoint.check_resume_config(
-            state.get("config", {}), self.config.to_dict(), RESUME_MAY_DIFFER
-        )
+        saved = {**_ADDED_FIELDS, **state.get("config", {})}  # older runs lack the new fields
+        checkpoint.check_resume_config(saved, self.config.to_dict(), RESUME_MAY_DIFFER)
         if architectures.from_dict(state["genotype"]) != self.genotype:
             raise ValueError(
                 "cannot resume: the genotype differs from the checkpoint's; "
@@ -424,6 +476,82 @@ class Retrainer:
         _write_json(self.config.to_dict(), self.out / CONFIG)
         self.genotype.save(self.out / GENOTYPE)
         self._owns_out = True
+
+
+def make_optimizer(model: nn.Module, config: RetrainConfig) -> torch.optim.Optimizer:
+    """SGD with momentum (DARTS protocol) or timm's RMSpropTF (Cream / EfficientNet recipe)."""
+    if config.optimizer == "rmsproptf":
+        from timm.optim import RMSpropTF
+
+        return RMSpropTF(
+            model.parameters(), lr=config.lr, alpha=0.9, eps=config.opt_eps,
+            momentum=config.momentum, weight_decay=config.weight_decay,
+        )  # fmt: skip
+    return torch.optim.SGD(
+        model.parameters(), config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
+
+
+def make_ema(model: nn.Module, decay: float) -> nn.Module | None:
+    """timm's ModelEmaV3 of ``model`` (None when ``decay`` is 0)."""
+    if not decay:
+        return None
+    from timm.utils import ModelEmaV3
+
+    return ModelEmaV3(model, decay=decay)
+
+
+class RandAugmentBatch:
+    """timm's RandAugment applied per image to a normalized device batch [B, C, H, W].
+
+    The device loader hands out normalized floats; each image is mapped back to its uint8
+    pixels (exactly: normalization is affine), augmented as a PIL image by timm, and
+    normalized again.
+    """
+
+    def __init__(self, config_str: str, info: Any) -> None:
+        from timm.data.auto_augment import rand_augment_transform
+
+        mean = tuple(round(255 * m) for m in info.mean)
+        self.transform = rand_augment_transform(config_str, {"img_mean": mean})
+        self.mean = torch.tensor(info.mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(info.std).view(1, -1, 1, 1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        from PIL import Image
+
+        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        pixels = ((x.float() * std + mean) * 255).round().clamp(0, 255).to(torch.uint8).cpu()
+        out = []
+        for img in pixels:  # [C, H, W] uint8
+            arr = img.permute(1, 2, 0).squeeze(-1).numpy()
+            aug = self.transform(Image.fromarray(arr).convert("RGB"))
+            t = torch.from_numpy(np.asarray(aug).copy()).permute(2, 0, 1)[: img.shape[0]]
+            out.append(t)
+        batch = torch.stack(out).to(x.device).float() / 255
+        return ((batch - mean) / std).to(x.dtype).contiguous(memory_format=_format(x))
+
+
+def _format(x: torch.Tensor) -> torch.memory_format:
+    return (
+        torch.channels_last
+        if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+        and not x.is_contiguous()
+        else torch.contiguous_format
+    )  # fmt: skip
+
+
+def make_randaugment(config_str: str, info: Any) -> RandAugmentBatch | None:
+    """A `RandAugmentBatch` for a timm config string ('' or None: no RandAugment)."""
+    if not config_str:
+        return None
+    try:
+        return RandAugmentBatch(config_str, info)
+    except (AssertionError, KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"randaugment={config_str!r} is not a timm RandAugment config "
+            f"(e.g. 'rand-m9-mstd0.5'): {exc}"
+        ) from exc
 
 
 def _write_json(obj: Any, path: Path) -> None:

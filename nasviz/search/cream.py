@@ -419,16 +419,17 @@ class CreamSearch(Search):
 # The paper (PAPERS.md; official supernet training): 120 epochs, warm-up 20, K=10, meta update
 # every 200 iterations at lr 1e-4, SGD Nesterov lr 1.0 with linear decay, wd 1e-4, label
 # smoothing 0.1, global batch 1024 (8 GPUs x 128), the 0-600M supernet at 224 px.
-# Quick (ours): digits, CreamSpace.digits(), 8 epochs of 18 steps, warm-up 2, K=5, a meta update
-# every 10 iterations with a larger rate so the few updates are visible, lr 0.1.
+# Quick (ours): digits, CreamSpace.digits(), 6 epochs of 40 steps (batch 32: a weight-sharing
+# supernet needs many steps more than batch size), warm-up 2, K=5, a meta update every 20
+# iterations with a larger rate so the few updates are visible, lr 0.1.
 PRESETS = presets_from(
     paper=dict(
         dataset="imagenet-folder", epochs=120, batch_size=1024, flops_min=0.0, flops_max=600.0,
         warmup_epochs=20, board_size=10, meta_every=200, meta_lr=1e-4, lr=1.0,
     ),
     quick=dict(
-        dataset="digits", depths=(1, 2, 2, 2, 2), width=0.5, epochs=8, batch_size=64,
-        flops_min=0.0, flops_max=6.0, warmup_epochs=2, board_size=5, meta_every=10,
+        dataset="digits", depths=(1, 2, 2, 2, 2), width=0.5, epochs=6, batch_size=32,
+        flops_min=0.0, flops_max=6.0, warmup_epochs=2, board_size=5, meta_every=20,
         meta_lr=0.05, lr=0.1, weight_decay=1e-4,
     ),
     smoke=dict(epochs=2, max_steps_per_epoch=3, warmup_epochs=1, meta_every=2),
@@ -478,6 +479,6 @@ registry.register(
             registry.Control("kd", "checkbox", "distillation (KD)"),
         ),
         summary="single-path uniform sampling, a prioritized path board and a meta-network teacher",
-        plots=("cream_board", "cream_path"),
+        plots=("nasviz.viz.cream:save_run_plots",),
     )
 )

@@ -488,6 +488,23 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None, dpi: int = 
             arch, out / "architecture.png", f"{history.method}: {run_dir.name}"
         )
         written += [drawn] if drawn is not None else []
+    return written + _method_plots(history, out, dpi)
+
+
+def _method_plots(history: SearchHistory, out: Path, dpi: int) -> list[Path]:
+    """The method's own pages: its registry entry's ``plots`` ("module:function" names)."""
+    import importlib
+
+    from nasviz.search import registry
+
+    try:
+        specs = registry.get(history.method).plots
+    except ValueError:  # a retraining history, or a method this version does not know
+        return []
+    written: list[Path] = []
+    for spec in specs:
+        module, _, name = spec.partition(":")
+        written += getattr(importlib.import_module(module), name)(history, out, dpi)
     return written
 
 
