@@ -82,6 +82,8 @@ def read_json(
         raise ValueError(f"{what} {path} is a directory, not a file")
     if not path.exists():
         raise FileNotFoundError(f"{what} {path} does not exist")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise ValueError(f"{what} {path} is not a regular file")
     try:
         if max_bytes is not None and path.stat().st_size > max_bytes:
             size = path.stat().st_size

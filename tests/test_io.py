@@ -82,6 +82,13 @@ def test_unreadable_file_is_a_value_error(tmp_path):
         read_json(path)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_a_fifo_is_refused_instead_of_blocking(tmp_path):
+    os.mkfifo(tmp_path / "x.json")
+    with pytest.raises(ValueError, match="is not a regular file"):
+        read_json(tmp_path / "x.json")
+
+
 def test_json_depth():
     assert json_depth(3) == 0
     assert json_depth([]) == 1
