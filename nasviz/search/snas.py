@@ -1,13 +1,20 @@
 """SNAS: stochastic NAS with Gumbel-softmax samples, single-level updates, a resource constraint.
 
-Each step draws one sample Z = softmax((log_alpha + G) / temperature) per cell type
-(`GumbelMixing`), runs the supernet with it and updates the weights (SGD) and log_alpha (Adam)
-from the same loss on the same training batch:
+Symbols (the same in the notebooks and the CLI help): τ is the Gumbel-softmax temperature, λ the
+weight of the resource penalty. (The SNAS paper itself writes λ for the temperature and η for the
+penalty weight.)
 
-    loss = CE(supernet_Z(x), y) + resource_lambda * penalty(Z)
+Each step draws one sample Z = softmax((log_alpha + G) / τ) per cell type (`GumbelMixing`), runs
+the supernet with it and updates the weights (SGD) and log_alpha (Adam) from the same loss on the
+same training batch:
 
-where penalty(Z) is the expected params/FLOPs/memory-access cost of the cells under Z
-(`nasviz.spaces.costs`); its gradient reaches log_alpha through Z.
+    loss = CE(supernet_Z(x), y) + λ * penalty
+
+where penalty is the params/FLOPs/memory-access cost of the cells (`nasviz.spaces.costs`). Its
+gradient with respect to log_alpha is taken by ``resource_gradient``: ``"paper"`` (default) is
+SNAS's estimator, the cost of the sampled child network with a score-function (policy-gradient)
+gradient whose reward is each edge's own cost (the locally decomposable reward); ``"relaxed"``
+differentiates the cost of the relaxed sample Z through the Gumbel-softmax.
 
 Decisions:
 
@@ -37,7 +44,13 @@ from nasviz.search import registry
 from nasviz.search.config import ConfigError, param, presets_from
 from nasviz.search.derive import derive_edge_all
 from nasviz.search.supernet import SupernetConfig, SupernetSearch, supernet_presets_common
-from nasviz.spaces.costs import COST_NAMES, CostTable, resource_penalty, supernet_costs
+from nasviz.spaces.costs import (
+    COST_NAMES,
+    RESOURCE_GRADIENTS,
+    CostTable,
+    resource_penalty_gradient,
+    supernet_costs,
+)
 from nasviz.spaces.darts import GumbelMixing, Mixing, gumbel_softmax_sample
 
 TEMPERATURE_SCHEDULES: tuple[str, ...] = ("linear", "exponential")
@@ -64,6 +77,12 @@ class SnasConfig(SupernetConfig):
         None, min=0.0, help="penalty weight λ; None = the constraint's value"
     )
     penalty_form: str = param("log", choices=PENALTY_FORMS)
+    resource_gradient: str = param(
+        "paper",
+        choices=RESOURCE_GRADIENTS,
+        help="gradient of the penalty: 'paper' = score function on the sampled child (SNAS), "
+        "'relaxed' = through the relaxed sample Z",
+    )
 
     def check(self) -> None:
         super().check()
@@ -155,8 +174,15 @@ class SnasSearch(SupernetSearch):
         return out
 
     def penalty(self, z: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The resource penalty of op weights ``z`` (differentiable)."""
-        return resource_penalty(self.costs, z, self.config.penalty_form)
+        """The resource penalty of samples ``z``, with the configured estimator's gradient.
+
+        'paper': value = the sampled child's penalty, gradient = score function to log_alpha;
+        'relaxed': the penalty of the relaxed Z, differentiated through Z.
+        """
+        cfg = self.config
+        return resource_penalty_gradient(
+            cfg.resource_gradient, self.costs, self.model.alphas(), z, cfg.penalty_form
+        )
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Single level: one loss, one backward, SGD on the weights and Adam on log_alpha."""
@@ -227,52 +253,69 @@ class SnasSearch(SupernetSearch):
             self.mixing.temperature = state["temperature"]
 
 
-# ---------------------------------------------------------------------- lambda ablation
+# ---------------------------------------------------------------------- λ ablation
 def resource_ablation(
     constraints: Sequence[str] = ("none", "mild", "moderate", "aggressive"),
     seeds: Sequence[int] = (0, 1),
     base_config: SnasConfig | None = None,
     *,
+    resource_gradients: Sequence[str] | None = None,
+    out_root: str | None = None,
     progress: bool = False,
     **search_kw: Any,
 ) -> list[dict[str, Any]]:
-    """Run one SNAS search per (constraint, seed) and measure each derived cell.
+    """Run one SNAS search per (constraint, seed, resource gradient) and measure each derived cell.
 
     Params and FLOPs are of the evaluation network at the CIFAR-10 config (NetworkCIFAR(36, 10, 20),
     32x32 input, params without the auxiliary head, as the papers count them), so rows compare
-    with published cells. ``base_config`` defaults to the SNAS quick preset.
+    with published cells. ``base_config`` defaults to the SNAS quick preset; ``resource_gradients``
+    to the base config's estimator. With ``out_root`` every search is kept there and a finished
+    one is read back instead of rerun (`nasviz.viz.runs.cached_search`).
     """
     from nasviz.models import NetworkCIFAR
     from nasviz.resources import count_flops, count_parameters
-    from nasviz.search import create_search, preset
+    from nasviz.search import preset
+    from nasviz.viz.runs import cached_search
 
     base = base_config or preset("snas", "quick")
+    estimators = list(resource_gradients or [base.resource_gradient])
     rows = []
     for constraint in constraints:
         for seed in seeds:
-            # resource_lambda=None: the constraint's own strength (config.replace drops Nones).
-            cfg = dataclasses.replace(base, constraint=constraint, seed=seed, resource_lambda=None)
-            t0 = time.perf_counter()
-            result = create_search(cfg, None, **search_kw).run(progress=progress)
-            seconds = time.perf_counter() - t0
-            g = result.genotype
-            net = NetworkCIFAR(36, 10, 20, True, g)
-            last = result.history.last()
-            rows.append(
-                {
-                    "constraint": constraint,
-                    "seed": seed,
-                    "resource_lambda": cfg.effective_resource_lambda(),
-                    "params": count_parameters(net),
-                    "flops": count_flops(net, (1, 3, 32, 32)),
-                    "none_edges": sum(
-                        op == "none" for cell in ("normal", "reduce") for op, _ in g.edges(cell)
-                    ),
-                    "val_acc": last["metrics"].get("val_acc", math.nan) if last else math.nan,
-                    "seconds": seconds,
-                    "genotype": g.to_dict(),
-                }
-            )
+            for estimator in estimators:
+                if CONSTRAINTS[constraint] == 0 and estimator != estimators[0]:
+                    continue  # λ = 0: no penalty, so the estimator changes nothing
+                # resource_lambda=None: the constraint's own strength.
+                cfg = dataclasses.replace(
+                    base, constraint=constraint, seed=seed, resource_lambda=None,
+                    resource_gradient=estimator,
+                )  # fmt: skip
+                t0 = time.perf_counter()
+                search = cached_search(
+                    cfg, out_root, name=f"snas-{constraint}-{estimator}-seed{seed}",
+                    progress=progress, **search_kw,
+                )  # fmt: skip
+                seconds = time.perf_counter() - t0
+                g = search.derive()
+                net = NetworkCIFAR(36, 10, 20, True, g)
+                last = search.history.last()
+                rows.append(
+                    {
+                        "constraint": constraint,
+                        "resource_gradient": estimator,
+                        "seed": seed,
+                        "resource_lambda": cfg.effective_resource_lambda(),
+                        "params": count_parameters(net),
+                        "flops": count_flops(net, (1, 3, 32, 32)),
+                        "none_edges": sum(
+                            op == "none" for cell in ("normal", "reduce") for op, _ in g.edges(cell)
+                        ),
+                        "val_acc": last["metrics"].get("val_acc", math.nan) if last else math.nan,
+                        "seconds": seconds,
+                        "search_seconds": float(search.history.metric("seconds")[1].sum()),
+                        "genotype": g.to_dict(),
+                    }
+                )
     return rows
 
 
@@ -297,13 +340,17 @@ registry.register(
         cli_flags=(
             registry.CliFlag(
                 ("--temperature",), "temperature_start",
-                dict(type=float, nargs=2, metavar=("START", "END"), help="SNAS: Gumbel-softmax τ, first and last epoch"),
+                dict(type=float, nargs=2, metavar=("START", "END"), help="SNAS: Gumbel-softmax temperature τ, first and last epoch"),
                 to_config=_temperature_flag,
             ),
             registry.CliFlag(("--temperature-schedule",), "temperature_schedule", dict(choices=TEMPERATURE_SCHEDULES)),
             registry.CliFlag(("--constraint",), "constraint", dict(choices=tuple(CONSTRAINTS), help="SNAS resource constraint")),
             registry.CliFlag(("--resource-lambda",), "resource_lambda", dict(type=float, help="SNAS penalty weight λ")),
             registry.CliFlag(("--penalty-form",), "penalty_form", dict(choices=PENALTY_FORMS)),
+            registry.CliFlag(
+                ("--resource-gradient",), "resource_gradient",
+                dict(choices=RESOURCE_GRADIENTS, help="SNAS: gradient of the λ penalty: paper (score function on the sampled child) or relaxed"),
+            ),
         ),
         controls=(
             registry.Control("temperature_start", "float", "τ start", min=0.001, max=100.0, step=0.1),
@@ -315,6 +362,7 @@ registry.register(
             ),
             registry.Control("resource_lambda", "float", "λ", min=0.0, max=1000.0, step=0.01),
             registry.Control("penalty_form", "dropdown", "penalty", options=PENALTY_FORMS),
+            registry.Control("resource_gradient", "dropdown", "λ gradient", options=RESOURCE_GRADIENTS),
         ),
         summary="Gumbel-softmax relaxation, single-level search, resource constraints",
     )
@@ -323,6 +371,7 @@ registry.register(
 __all__ = [
     "CONSTRAINTS",
     "PENALTY_FORMS",
+    "RESOURCE_GRADIENTS",
     "TEMPERATURE_SCHEDULES",
     "SnasConfig",
     "SnasSearch",

@@ -11,9 +11,23 @@ Every op on every edge is measured as it really is in the supernet, at its real 
   input elements + output elements + parameter elements (ShuffleNet V2's definition, per layer).
   Identity (skip at stride 1) and Zero (none) move nothing in a derived network: 0.
 
-A table is [3, edges, ops] per cell type, averaged over the cells of that type. Under a sample
-Z [edges, ops] the expected cost of a cell is sum_{e,k} Z_ek * cost_ek, so the penalty is
-differentiable in Z and its gradient reaches log_alpha through the sample.
+A table is [3, edges, ops] per cell type, averaged over the cells of that type. Under op weights
+Z [edges, ops] the cost of a cell is sum_{e,k} Z_ek * cost_ek: a sum of one term per edge, which is
+what SNAS calls a *locally decomposable* cost.
+
+Two estimators of the penalty's gradient with respect to log_alpha (`RESOURCE_GRADIENTS`):
+
+* ``"paper"`` (SNAS's own, `resource_penalty_paper`): the cost is that of the discrete child H
+  (H_e = one-hot argmax of the sample, distributed as softmax(log_alpha_e) by the Gumbel-max
+  property), which is not differentiable, so its gradient is the score-function (policy-gradient)
+  estimator with each edge's own cost as its reward:
+  grad_{log_alpha_e} = r_e * (H_e - softmax(log_alpha_e)),  r_e = the edge's share of the penalty.
+  For the ``linear`` form the penalty is exactly sum_e r_e and this estimator is unbiased for the
+  gradient of E[penalty(H)]; for the ``log`` form r_e is the edge's cost times d log(1 + C)/dC at
+  the sampled child (the chain rule, so the rewards still add up edge by edge).
+* ``"relaxed"`` (`resource_penalty`): differentiate the cost of the relaxed sample Z itself
+  (pathwise, through the Gumbel-softmax): lower variance, but the cost of a mixture of ops, not of
+  the child network the search will return.
 """
 
 from __future__ import annotations
@@ -22,12 +36,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nasviz.spaces.darts import edge_list
 from nasviz.spaces.operations import Identity, Zero
 
 COST_NAMES: tuple[str, ...] = ("params", "flops", "mac")
+RESOURCE_GRADIENTS: tuple[str, ...] = ("paper", "relaxed")
 
 
 def _pool_flops(module: nn.Module, output: torch.Tensor) -> int:
@@ -185,8 +201,70 @@ def resource_penalty(
     raise ValueError(f"unknown penalty form {form!r}; allowed: log, linear")
 
 
+def child_weights(z: torch.Tensor) -> torch.Tensor:
+    """One-hot H [edges, ops] of each row's argmax: the discrete child a sample Z stands for."""
+    return F.one_hot(z.argmax(dim=-1), z.shape[-1]).to(z.dtype)
+
+
+def edge_rewards(
+    table: CostTable, hard: dict[str, torch.Tensor], form: str = "log"
+) -> dict[str, torch.Tensor]:
+    """Each edge's share r_e [edges] of the penalty of the child ``hard`` (one-hot per edge).
+
+    r_e = sum_k H_ek * d penalty / d H_ek at H: for the linear form the penalty equals sum_e r_e;
+    for the log form the shares are those of its linearisation at H.
+    """
+    leaves = {c: h.detach().clone().requires_grad_(True) for c, h in hard.items()}
+    with torch.enable_grad():
+        grads = torch.autograd.grad(resource_penalty(table, leaves, form), list(leaves.values()))
+    return {c: (g * hard[c]).sum(-1) for c, g in zip(leaves, grads, strict=True)}
+
+
+def resource_penalty_paper(
+    table: CostTable,
+    log_alphas: dict[str, torch.Tensor],
+    z: dict[str, torch.Tensor],
+    form: str = "log",
+) -> torch.Tensor:
+    """SNAS's resource term: value = penalty of the child H = argmax(Z); gradient = score function.
+
+    Returns a scalar whose value is penalty(H) and whose gradient with respect to log_alpha is
+    sum_e r_e * d log p(H_e) / d log_alpha_e = r_e * (H_e - softmax(log_alpha_e)) per edge (see the
+    module docstring); nothing flows into Z.
+    """
+    hard = {c: child_weights(v.detach()) for c, v in z.items()}
+    value = resource_penalty(table, hard, form)
+    rewards = edge_rewards(table, hard, form)
+    surrogate = sum(
+        (rewards[c] * (F.log_softmax(log_alphas[c], dim=-1) * hard[c]).sum(-1)).sum() for c in hard
+    )
+    return value + surrogate - surrogate.detach()  # value of the child, score-function gradient
+
+
+def resource_penalty_gradient(
+    estimator: str,
+    table: CostTable,
+    log_alphas: dict[str, torch.Tensor],
+    z: dict[str, torch.Tensor],
+    form: str = "log",
+) -> torch.Tensor:
+    """The penalty term whose gradient is the chosen estimator's: 'paper' or 'relaxed'."""
+    if estimator == "paper":
+        return resource_penalty_paper(table, log_alphas, z, form)
+    if estimator == "relaxed":
+        return resource_penalty(table, z, form)
+    raise ValueError(
+        f"unknown resource gradient {estimator!r}; allowed: {', '.join(RESOURCE_GRADIENTS)}"
+    )
+
+
 __all__ = [
     "COST_NAMES",
+    "RESOURCE_GRADIENTS",
+    "child_weights",
+    "edge_rewards",
+    "resource_penalty_gradient",
+    "resource_penalty_paper",
     "CostTable",
     "expected_cost",
     "op_cost",

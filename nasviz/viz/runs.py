@@ -1,18 +1,25 @@
 """Every finished search kept side by side: a table, overlaid curves and the search-cost trade-off.
 
     runs = run_ablation("pc-darts", "quick", "k", [1, 2, 4])  # the K ablation, on digits
-    runs.to_markdown()            # val_acc, s/epoch, peak MB, img/s, params of the derived cell
+    runs.to_dataframe()           # val_acc, s/epoch, peak MB, img/s, params of the derived cell
     runs.plot_overlay("val_acc")  # one line per run
     runs.plot_tradeoff()          # seconds/epoch, peak memory and accuracy against K
 
 A `RunList` is plain Python (no widgets): `nasviz.viz.widgets.SearchPanel` appends to one after
 each run and only shows what these functions return. Every method records the same
 `SearchHistory` metrics, so the comparison works across DARTS, PC-DARTS and SNAS runs alike.
+
+A run with exactly the settings of an earlier one is marked in its label ("(same settings as #1)"),
+and drawn dashed in the overlay, so a rerun never hides the earlier curve without saying so.
+
+`cached_search` keeps finished searches in a folder named after their settings, so running a
+notebook again reads them back instead of searching again (and finishes an interrupted one).
 """
 
 from __future__ import annotations
 
-import html
+import hashlib
+import json
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -27,9 +34,10 @@ from nasviz.search import registry
 from nasviz.search.config import ConfigError, SearchConfig, suggest
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
-    from nasviz.search.base import SearchResult
+    from nasviz.search.base import Search, SearchResult
 
 
 def _label_knob(method: str) -> str | None:
@@ -172,8 +180,16 @@ class RunList:
         return f"RunList({[r.label for r in self.records]})"
 
     # ------------------------------------------------------------------ adding
+    def duplicate_of(self, config: SearchConfig) -> RunRecord | None:
+        """The first earlier run with the same settings as ``config`` (None if there is none)."""
+        key = config_digest(config)
+        return next((r for r in self.records if config_digest(r.config) == key), None)
+
     def label_for(self, config: SearchConfig, knob: str | None = None) -> str:
-        """The label the next run of ``config`` gets, e.g. 'pc-darts K=4 #2' (# counts all runs)."""
+        """The label the next run of ``config`` gets, e.g. 'pc-darts K=4 #2' (# counts all runs).
+
+        A run with the settings of an earlier one says so: 'pc-darts K=4 #3 (same settings as #1)'.
+        """
         parts = [config.method]
         shown = _label_knob(config.method)
         if shown:
@@ -181,6 +197,10 @@ class RunList:
         if knob and knob != shown:
             parts.append(knob_text(knob, getattr(config, knob)))
         parts.append(f"#{len(self.records) + 1}")
+        same = self.duplicate_of(config)
+        if same is not None:
+            ref = next((w for w in same.label.split() if w.startswith("#")), same.label)
+            parts.append(f"(same settings as {ref})")
         return " ".join(parts)
 
     def add(
@@ -213,20 +233,29 @@ class RunList:
         lines += ["| " + " | ".join(_cell(k, row.get(k, "")) for k in keys) + " |" for row in rows]
         return "\n".join(lines)
 
-    def to_html(self) -> str:
-        """The table as an HTML <table> (a placeholder line when there are no runs yet)."""
+    def to_dataframe(self, formatted: bool = False) -> pd.DataFrame:
+        """The table as a pandas DataFrame indexed by run label (``formatted``: values as text)."""
+        import pandas as pd
+
         rows = self.table()
-        if not rows:
-            return "<p><i>no runs yet</i></p>"
         keys = self._columns(rows)
-        head = "".join(f"<th>{html.escape(COLUMNS.get(k, k))}</th>" for k in keys)
-        body = "".join(
-            "<tr>"
-            + "".join(f"<td>{html.escape(_cell(k, row.get(k, '')))}</td>" for k in keys)
-            + "</tr>"
+        data = [
+            {
+                COLUMNS.get(k, k): (_cell(k, row.get(k, "")) if formatted else row.get(k))
+                for k in keys
+            }
             for row in rows
+        ]
+        frame = pd.DataFrame(data, columns=[COLUMNS.get(k, k) for k in keys])
+        return frame.set_index(COLUMNS["label"]) if rows else frame
+
+    def to_html(self) -> str:
+        """The table as HTML (pandas' DataFrame table; a placeholder line when there are no runs)."""
+        if not self.records:
+            return "<p><i>no runs yet</i></p>"
+        return self.to_dataframe(formatted=True).to_html(
+            classes="dataframe nasviz-runs", border=0, escape=True
         )
-        return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
     def _repr_html_(self) -> str:
         return self.to_html()
@@ -241,11 +270,27 @@ class RunList:
         have = sorted({m for r in self.records for m in r.history.metric_names()})
         if metric not in have:
             raise ValueError(f"no run recorded the metric {metric!r}; recorded: {have}")
+        from nasviz.viz.evolution import _epoch_axis
+
         fig = _figure(6.0, 3.6)
         ax = fig.subplots()
+        seen: set[str] = set()
+        xs = []
         for r in self.records:
             x, y = r.history.metric(metric)
-            ax.plot(x, y, marker="o" if len(x) < 12 else None, lw=1.8, label=r.label)
+            key = config_digest(r.config)
+            rerun = key in seen  # same settings as an earlier run: dashed, so both stay visible
+            seen.add(key)
+            ax.plot(
+                x, y, marker="x" if rerun else ("o" if len(x) < 12 else None),
+                ls="--" if rerun else "-", lw=1.8, label=r.label,
+            )  # fmt: skip
+            xs.append(x)
+        x_all = np.unique(np.concatenate(xs)) if xs else np.array([])
+        if 0 < len(x_all) <= 15 and np.all(np.mod(x_all, 1) == 0):
+            ax.set_xticks(x_all)  # whole epochs, also for a single point (no 0.96, 0.98 ...)
+        else:
+            _epoch_axis(ax, x_all)
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
@@ -322,6 +367,60 @@ def fresh_run_dir(root: str | Path, name: str) -> Path:
     return path
 
 
+def config_digest(config: SearchConfig) -> str:
+    """8 hex digits naming a config's settings (fields that may differ on resume left out)."""
+    from nasviz.search import RESUME_MAY_DIFFER
+
+    settings = {k: v for k, v in config.to_dict().items() if k not in RESUME_MAY_DIFFER}
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+def cached_run_dir(root: str | Path, name: str, config: SearchConfig) -> Path:
+    """``root/<name>-<config digest>``: one folder per name and settings."""
+    slug = "".join(c if c.isalnum() or c in "-_=" else "-" for c in name).strip("-")
+    return Path(root) / f"{slug}-{config_digest(config)}"
+
+
+def cached_search(
+    config: SearchConfig,
+    out: str | Path | None,
+    *,
+    name: str | None = None,
+    progress: bool = True,
+    callbacks: list[Callable] | None = None,
+    **data: Any,
+) -> Search:
+    """The finished search of ``config`` in ``out``: read back if it is there, else run it.
+
+    ``out`` is the run folder, or with ``name`` the root under which `cached_run_dir` names it
+    after the settings, so a changed setting gets a new folder. A folder whose checkpoint is
+    complete is resumed (nothing runs, the bar shows it full); an interrupted one is finished;
+    an empty one is searched. ``out=None`` runs in memory. ``data`` (e.g. ``train_data``) is not
+    part of the settings: pass the same data for the same folder.
+    """
+    from nasviz.search import create_search
+    from nasviz.search.base import CHECKPOINT
+
+    if out is None:
+        search = create_search(config, None, **data)
+    else:
+        path = cached_run_dir(out, name, config) if name is not None else Path(out)
+        search = create_search(config, path, resume=(path / CHECKPOINT).is_file(), **data)
+    search.run(progress=progress, callbacks=callbacks)
+    return search
+
+
+def cached_run(
+    config: SearchConfig, out: str | Path | None, *, name: str | None = None, **kw: Any
+) -> SearchResult:
+    """`cached_search`, returning its `SearchResult`."""
+    from nasviz.search.base import SearchResult
+
+    search = cached_search(config, out, name=name, **kw)
+    return SearchResult(search.derive(), search.history, search.out, search.config)
+
+
 def run_ablation(
     method: str,
     preset_name: str,
@@ -337,9 +436,10 @@ def run_ablation(
 ) -> RunList:
     """One search per value of ``knob`` (e.g. K = 1, 2, 4), appended to ``runs`` (or a new RunList).
 
-    ``overrides`` go to `preset`; ``search_kwargs`` (e.g. ``train_data``) to `run_search`.
+    ``overrides`` go to `preset`; ``search_kwargs`` (e.g. ``train_data``) to the search. With
+    ``out_root`` each run is kept under it and read back when it is already there (`cached_run`).
     """
-    from nasviz.search import preset, run_search
+    from nasviz.search import preset
 
     check_knob(method, knob)
     if not values:
@@ -350,16 +450,21 @@ def run_ablation(
     ]  # all checked up front
     for config in configs:
         label = runs.label_for(config, knob)
-        out = fresh_run_dir(out_root, label) if out_root is not None else None
-        result = run_search(
-            config, out, progress=progress, callbacks=callbacks, **(search_kwargs or {})
-        )
+        name = f"{method}-{knob_text(knob, getattr(config, knob))}"
+        result = cached_run(
+            config, out_root, name=name if out_root is not None else None,
+            progress=progress, callbacks=callbacks, **(search_kwargs or {}),
+        )  # fmt: skip
         runs.add(result, label, knob)
     return runs
 
 
 __all__ = [
     "COLUMNS",
+    "cached_run",
+    "cached_run_dir",
+    "cached_search",
+    "config_digest",
     "check_knob",
     "RunList",
     "RunRecord",
