@@ -66,7 +66,8 @@ def test_child_accuracy_of_tiny_searches(method, extra, data):
     rng = torch.get_rng_state()
     result = child_accuracy(search)
     assert torch.equal(rng, torch.get_rng_state())
-    assert set(result) == {"supernet_acc", "child_acc", "drop"}
+    assert set(result) == {"supernet_acc", "child_acc", "drop", "n"}
+    assert result["n"] == len(data[1])  # every validation image, for the noise level
     assert 0 <= result["supernet_acc"] <= 1 and 0 <= result["child_acc"] <= 1
     assert result["drop"] == pytest.approx(result["supernet_acc"] - result["child_acc"])
     assert "op_weights" not in vars(search.model.mixing)

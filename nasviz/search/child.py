@@ -73,8 +73,9 @@ def fixed_op_weights(
 
 
 def child_accuracy(search: Search, genotype: Genotype | None = None) -> dict[str, float]:
-    """{"supernet_acc", "child_acc", "drop"} on the search's validation data (drop: the difference).
+    """{"supernet_acc", "child_acc", "drop", "n"} on the search's validation data.
 
+    drop = supernet_acc - child_acc; n = the number of validation images (for the noise level).
     The child is ``genotype`` (default: ``search.derive()``) in the supernet's weights, eval-mode
     BN. The global RNG is restored afterwards, so calling this never changes a later resumed run.
     """
@@ -86,7 +87,13 @@ def child_accuracy(search: Search, genotype: Genotype | None = None) -> dict[str
         _, supernet_acc = search.evaluate()
         with fixed_op_weights(model, masks):
             _, child_acc = search.evaluate()
-    return {"supernet_acc": supernet_acc, "child_acc": child_acc, "drop": supernet_acc - child_acc}
+    n = len(search.eval_loader.data)
+    return {
+        "supernet_acc": supernet_acc,
+        "child_acc": child_acc,
+        "drop": supernet_acc - child_acc,
+        "n": n,
+    }
 
 
 def plot_child_vs_supernet(results: dict[str, dict[str, Any]]) -> Figure:
@@ -96,7 +103,7 @@ def plot_child_vs_supernet(results: dict[str, dict[str, Any]]) -> Figure:
     if not results:
         raise ValueError("no results to plot: pass {method: child_accuracy(search), ...}")
     names = list(results)
-    fig = Figure(figsize=(1.8 + 1.6 * len(names), 3.4), layout="constrained")
+    fig = Figure(figsize=(3.0 + 1.6 * len(names), 3.4), layout="constrained")
     ax = fig.subplots()
     x = range(len(names))
     width = 0.38
@@ -111,7 +118,7 @@ def plot_child_vs_supernet(results: dict[str, dict[str, Any]]) -> Figure:
     ax.set_ylim(0, 1.08)
     ax.set_ylabel("validation accuracy")
     ax.set_title("derived child without retraining vs supernet")
-    ax.legend(loc="lower right")
+    fig.legend(loc="outside right upper", fontsize=8)  # beside the axes: it never covers a bar
     ax.grid(axis="y", alpha=0.3)
     return fig
 
