@@ -49,7 +49,10 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
             if flag.flags[0] in seen:
                 continue
             seen[flag.flags[0]] = m
-            group.add_argument(*flag.flags, dest=_dest(flag.flags[0]), **flag.kwargs)
+            kwargs = dict(flag.kwargs)
+            if "action" not in kwargs and "choices" not in kwargs:
+                kwargs.setdefault("metavar", flag.flags[0].lstrip("-").upper().replace("-", "_"))
+            group.add_argument(*flag.flags, dest=_dest(flag.flags[0]), **kwargs)
     p.add_argument(
         "--out", required=True, help="run directory (history.json, genotype.json, checkpoint.pt)"
     )
