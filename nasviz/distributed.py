@@ -19,9 +19,9 @@ What the engine does with it (``nasviz.search.base``, ``nasviz.search.supernet``
 * gradients are averaged over ranks before anything reads them (clipping, the optimizer step):
   the Cream supernet through `torch.nn.parallel.DistributedDataParallel`
   (``find_unused_parameters=True``: a path uses one block per layer); the DARTS-family weights by
-  an all-reduce per parameter as its gradient is accumulated (`average_gradients_on_backward`),
-  so every backward of the method's own step is covered (DARTS' weight step, SNAS' single
-  step); the architecture parameters by an all-reduce just before their optimizer steps
+  one flat all-reduce once a backward has accumulated all of them
+  (`average_gradients_on_backward`), so every backward of the method's own step is covered
+  (DARTS' weight step, SNAS' single step); the architecture parameters by an all-reduce just before their optimizer steps
   (`average_gradients_before_step`), which also covers gradients assigned by hand (second-order
   DARTS);
 * epoch means are summed over ranks; rank 0 alone writes files and shows the progress bar;
@@ -188,19 +188,44 @@ class Dist:
 
         return optimizer.register_step_pre_hook(hook)
 
-    def average_gradients_on_backward(self, params: Iterable[nn.Parameter]) -> list[Any]:
-        """Average each parameter's gradient over ranks as soon as a backward accumulates it.
+    def average_gradients_on_backward(
+        self, params: Iterable[nn.Parameter], optimizer: torch.optim.Optimizer | None = None
+    ) -> list[Any]:
+        """Average the gradients of ``params`` over ranks once a backward has accumulated them all.
 
-        Every rank runs the same backward (same network, same step), so the hooks fire in the
-        same order everywhere and the collectives match.
+        For networks whose every parameter takes part in every backward that reaches them (the
+        DARTS-family supernets: every op of every edge runs): when the last of them is
+        accumulated, all are averaged in one flat all-reduce, before anything reads them
+        (clipping, the step). Every rank runs the same backward, so the collectives match. With
+        ``optimizer``, its step refuses gradients that were left unreduced.
         """
         if not self.enabled:
             return []
+        params = list(params)
+        order = {id(p): i for i, p in enumerate(params)}
+        pending: list[torch.Tensor] = []
 
         def hook(p: torch.Tensor) -> None:
-            self.all_reduce(p.grad, "mean")
+            pending.append(p)
+            if len(pending) == len(params):
+                pending.sort(key=lambda q: order[id(q)])  # the same order on every rank
+                grads = self.all_reduce_list([q.grad for q in pending], "mean")
+                for q, g in zip(pending, grads, strict=True):
+                    q.grad.copy_(g)
+                pending.clear()
 
-        return [p.register_post_accumulate_grad_hook(hook) for p in params]
+        def check(opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+            if pending:
+                raise RuntimeError(
+                    f"data parallel: a backward reached {len(pending)} of {len(params)} weights; "
+                    "their gradients were not averaged over ranks (a network with parameters "
+                    "that some steps skip needs DistributedDataParallel)"
+                )
+
+        handles = [p.register_post_accumulate_grad_hook(hook) for p in params]
+        if optimizer is not None:
+            handles.append(optimizer.register_step_pre_hook(check))
+        return handles
 
     def same_on_all_ranks(self, tensor: torch.Tensor) -> bool:
         """Whether ``tensor`` is bitwise equal on every rank (for tests and checks)."""

@@ -52,6 +52,11 @@ class SupernetConfig(SearchConfig):
     arch_weight_decay: float = param(1e-3, min=0.0, max=1.0)
     warmup_epochs: int = param(0, min=0, help="epochs with the architecture frozen")
     channels_last: bool = param(True, help="channels_last memory format on CUDA")
+    reference_forward: bool = param(
+        False,
+        help="run the cells' paper-reading forward (every edge a MixedOp) instead of the fast "
+        "one; both compute the same function to float tolerance (tests/test_fast_path.py)",
+    )
 
     def check(self) -> None:
         super().check()
@@ -105,7 +110,9 @@ class SupernetSearch(Search):
             return
         self.train_loader = self.dist.shard(self.train_loader)
         self.val_loader = self.dist.shard(self.val_loader)
-        self._grad_hooks = self.dist.average_gradients_on_backward(self.model.weight_parameters())
+        self._grad_hooks = self.dist.average_gradients_on_backward(
+            self.model.weight_parameters(), self.w_optimizer
+        )
         self._arch_hook = self.dist.average_gradients_before_step(self.a_optimizer)
 
     # ------------------------------------------------------------------ construction
@@ -145,7 +152,10 @@ class SupernetSearch(Search):
 
     def _build_model(self) -> SearchNetwork:
         gen = torch.Generator().manual_seed(self.config.seed)
-        model = SearchNetwork(self.space_config(), self.make_mixing(), generator=gen)
+        model = SearchNetwork(
+            self.space_config(), self.make_mixing(), generator=gen,
+            reference=self.config.reference_forward,
+        )  # fmt: skip
         model = model.to(self.device)
         if self._channels_last():
             model = model.to(memory_format=torch.channels_last)
