@@ -179,6 +179,11 @@ class Genotype:
         """
         from nasviz.models import NetworkCIFAR, NetworkImageNet
 
+        if layers is not None and layers < 3:
+            raise ValueError(
+                f"layers must be >= 3 for a DARTS network (reductions at layers//3 and "
+                f"2*layers//3), got {layers}"
+            )
         kw = dict(in_channels=in_channels, allow_degenerate=allow_degenerate)
         if image_size >= 128:
             return NetworkImageNet(C or 48, num_classes, layers or 14, auxiliary, self, **kw)
