@@ -171,9 +171,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     else:
         search = create_search(preset(args.method, args.preset, **given), args.out)
     cfg = search.config
+    if not search.dist.is_main:  # torchrun: rank 0 alone reports (and writes files)
+        search.run(progress=False)
+        return 0
+    ranks = f", {search.dist.world_size} processes" if search.dist.enabled else ""
     print(
         f"{cfg.method} search on {cfg.dataset} ({args.preset} preset) on {search.device} "
-        f"({search.threads} CPU threads), out: {args.out}"
+        f"({search.threads} CPU threads{ranks}), out: {args.out}"
     )
     if search.epoch:
         print(f"resuming after epoch {search.epoch} of {cfg.epochs}")

@@ -23,6 +23,7 @@ back to the last saved epoch, which `--resume` continues exactly.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ def check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out} is a file, not a directory: choose a directory")
     parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    probe = parent / f".nasviz-write-test-{id(out)}"
+    probe = parent / f".nasviz-write-test-{os.getpid()}-{id(out)}"  # one per rank
     try:
         probe.touch()
         probe.unlink()
