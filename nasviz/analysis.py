@@ -114,6 +114,14 @@ def accuracy_noise(acc: float, n: int, z: float = 2.0) -> float:
     return max(z * math.sqrt(acc * (1 - acc) / n), 1.0 / n)
 
 
+def validation_size(config: Any) -> int:
+    """Images in the validation split a DARTS-family search of ``config`` evaluates on."""
+    from nasviz.data import load_dataset, search_split
+
+    train = load_dataset(config.dataset, "train", root=config.data_root, download=False)
+    return len(search_split(train, config.train_portion)[1])
+
+
 def child_claim_verdict(child: Mapping[str, Mapping[str, float]], n_val: int) -> str:
     """SNAS's claim (its child keeps the supernet's accuracy, DARTS's loses it), judged on one run.
 
@@ -166,6 +174,35 @@ def edges_differing(a: Any, b: Any, cells: Sequence[str] = ("normal", "reduce"))
     return diff
 
 
+def pooling_bn_parameters(
+    model: Any, input_shape: Sequence[int] = (1, 3, 32, 32)
+) -> tuple[int, int]:
+    """(pooling ops in the cells, parameters an affine BN after each would add: 2 per channel).
+
+    SNAS's evaluation network follows each pooling op with an affine BN; DARTS's has none.
+    """
+    import torch
+    from torch import nn
+
+    channels: list[int] = []  # output channels of each pooling op, recorded in one forward
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        channels.append(int(output.shape[1]))
+
+    pools = [m for m in model.cells.modules() if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))]
+    handles = [m.register_forward_hook(hook) for m in pools]
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(tuple(input_shape)))
+    finally:
+        model.train(was)
+        for h in handles:
+            h.remove()
+    return len(channels), 2 * sum(channels)
+
+
 def frame(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> pd.DataFrame:
     """A pandas DataFrame of result rows (only ``columns``, in that order, when given)."""
     import pandas as pd
@@ -185,5 +222,7 @@ __all__ = [
     "count_ops",
     "edges_differing",
     "frame",
+    "pooling_bn_parameters",
     "trend",
+    "validation_size",
 ]

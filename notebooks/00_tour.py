@@ -27,15 +27,26 @@
 #
 # This notebook is the map for the rest of the course: what the papers changed, the cell space
 # they share, the cells they published (drawn and measured by the library), and how to drive the
-# toolkit from a notebook or the command line. It trains nothing, so it runs in seconds.
+# toolkit from a notebook or the command line. It trains nothing; the time it took is printed at
+# the end. The papers' figures quoted here are collected, with their sources, in
+# [`docs/papers.md`](../docs/papers.md).
 
 # %% tags=["parameters"]
-# Parameters (papermill / CI may override them). This notebook only measures published cells.
+# The same parameters as every notebook (papermill / CI may override them). This one trains
+# nothing, so only the last two lines matter here; the others are kept for a uniform interface.
+DATASET = None  # None = the preset's ("digits" for quick/smoke, "cifar10" for paper)
+PRESET = "quick"  # search preset: "paper" | "quick" | "smoke"
+EPOCHS = None  # search epochs (None = the preset's)
+OUT = None  # where runs are kept (nothing is run here)
+SEED = 0
 GENOTYPES = ["NASNet", "AmoebaNet", "DARTS_V1", "DARTS_V2", "PC_DARTS_cifar", "SNAS_mild"]
 C, LAYERS = 36, 20  # the papers' CIFAR-10 evaluation network: 36 channels, 20 cells
 
 # %%
 import sys  # noqa: F401  (the shell command at the end uses sys.executable)
+import time
+
+T0 = time.perf_counter()
 
 from nasviz import genotypes
 from nasviz.genotypes import PRIMITIVES
@@ -46,11 +57,13 @@ from nasviz.viz.cells import cell_graph, genotype_graph
 # %% [markdown]
 # ## From 2,000 GPU-days to a tenth of one
 #
-# The search cost, as **reported by the papers** (not measured here):
+# The search cost, as **reported by the papers** (not measured here; sources in
+# `docs/papers.md`):
 #
 # | method | year | search strategy | search cost (paper) |
 # |---|---|---|---|
 # | NASNet | 2018 | RL controller (LSTM + PPO) samples ~20,000 child nets, each trained briefly | ~2,000 GPU-days (500 GPUs × 4 days) |
+# | AmoebaNet | 2019 | regularized evolution of the NASNet cell space | 3,150 GPU-days |
 # | DARTS | 2019 | gradient descent on a *continuous relaxation* of the cell space (weight sharing) | ~0.4 GPU-day (1st order) / 1 GPU-day (2nd order) per run |
 # | SNAS | 2019 | gradients through Gumbel-softmax *samples*, one level | 1.5 GPU-days |
 # | PC-DARTS | 2020 | DARTS with *partial channels* and *edge normalization* | 0.1 GPU-day (~1.5 h on one V100) |
@@ -109,8 +122,8 @@ genotype_graph(genotypes.get("NASNet"), title="NASNet-A (in the DARTS format)")
 # The error column is what each **paper** reports for its own training run.
 
 # %%
-PAPER_ERROR = {  # CIFAR-10 test error (%), as reported by the papers (PAPERS.md)
-    "NASNet": 2.65, "DARTS_V1": 3.00, "DARTS_V2": 2.76, "PC_DARTS_cifar": 2.57,
+PAPER_ERROR = {  # CIFAR-10 test error (%), as reported by the papers (docs/papers.md)
+    "NASNet": 2.65, "AmoebaNet": 3.34, "DARTS_V1": 3.00, "DARTS_V2": 2.76, "PC_DARTS_cifar": 2.57,
     "SNAS_mild": 2.98, "SNAS_moderate": 2.85, "SNAS_aggressive": 3.10,
 }  # fmt: skip
 reports = {}
@@ -143,9 +156,32 @@ for name in ("DARTS_V2", "PC_DARTS_cifar"):
 # %% [markdown]
 # Read the table with care. The NASNet and AmoebaNet rows build their cells *in the DARTS
 # network* (20 cells, 36 channels), not in their own networks, so their counts differ from the
-# papers' figures (NASNet-A: 3.3M, paper). And the errors come from 600-epoch trainings with
-# cutout and drop path that we do not repeat here: cells with similar budgets land within a few
-# tenths of a percent of each other, which is why the search *cost* was the real news.
+# papers' figures (NASNet-A: 3.3M, AmoebaNet-A: 3.2M, papers' figures). And the errors come from
+# 600-epoch trainings with cutout and drop path that we do not repeat here: cells with similar
+# budgets land within a few tenths of a percent of each other, which is why the search *cost*
+# was the real news.
+#
+# **What the count includes, and SNAS_mild.** Every parameter of the evaluation network except
+# the auxiliary head (the papers' convention): stem, all cells (the DARTS ops, whose pooling ops
+# have no BN), the classifier. The SNAS paper reports 2.9M for its mild cell, we count about
+# 2.66M. SNAS's own evaluation network follows each pooling op with an affine BN (two
+# parameters per channel); the next cell computes what that adds:
+
+# %%
+from nasviz.analysis import pooling_bn_parameters
+
+SNAS_PAPER_PARAMS = {"SNAS_mild": 2.9e6, "SNAS_moderate": 2.8e6, "SNAS_aggressive": 2.3e6}
+for name, paper in SNAS_PAPER_PARAMS.items():
+    model = NetworkCIFAR(C, 10, LAYERS, True, genotypes.get(name))
+    n, (pools, bn) = count_parameters(model), pooling_bn_parameters(model)
+    print(f"{name}: {n:,} parameters; an affine BN after its {pools} pooling ops adds "
+          f"{bn:,} -> {n + bn:,} (paper: {paper / 1e6:.1f}M)")
+
+# %% [markdown]
+# So the pooling BNs explain only a few thousand parameters: moderate and aggressive match the
+# paper (2.85M vs 2.8M, 2.31M vs 2.3M), but the published mild cell counts about 0.24M fewer
+# than the paper's 2.9M in either convention. We report the count of the genotype as published;
+# the paper's mild figure is not reproduced by it.
 
 # %% [markdown]
 # ## Using the toolkit
@@ -155,15 +191,17 @@ for name in ("DARTS_V2", "PC_DARTS_cifar"):
 #
 # ```python
 # from nasviz.search import preset, run_search
-# from nasviz.viz.evolution import plot_alpha_evolution
+# from nasviz.viz.evolution import plot_group_evolution
 #
 # result = run_search(preset("pc-darts", "quick"))      # "paper" on a GPU with CIFAR-10
-# plot_alpha_evolution(result.history, "normal")
+# plot_group_evolution(result.history, "alpha/normal")  # groups: alpha/normal, beta/reduce, ...
 # ```
 #
 # Presets: `paper` is each paper's setting (CIFAR-10, GPU-sized); `quick` runs the *same code*
 # on the bundled 8×8 digits in minutes on a laptop CPU; `smoke` is `quick` cut to a few steps,
-# for CI. Setting the environment variable `NASVIZ_SMOKE=1` makes notebooks 01 and 02 use it.
+# for CI. Setting the environment variable `NASVIZ_SMOKE=1` makes notebooks 01-03 use it. Every
+# notebook starts with the same parameters cell (`DATASET`, `PRESET`, `EPOCHS`, `OUT`, `SEED`),
+# keeps its finished runs in `OUT` and reads them back when run again.
 #
 # **From the command line** the same steps are:
 #
@@ -174,17 +212,28 @@ for name in ("DARTS_V2", "PC_DARTS_cifar"):
 # nasviz info --genotype pc_darts                         # parameters and FLOPs of a cell
 # ```
 #
-# The last one runs in a second (`python -m nasviz.cli` is the `nasviz` command of the
-# Python that runs this notebook):
+# The last one, run from here (`python -m nasviz.cli` is the `nasviz` command of the Python that
+# runs this notebook), timed:
 
 # %%
+t = time.perf_counter()
 # !{sys.executable} -m nasviz.cli info --genotype pc_darts
+print(f"nasviz info took {time.perf_counter() - t:.1f} s (mostly starting Python and importing torch)")
 
 # %% [markdown]
 # ## Where to go next
 #
-# * **01_darts** — the continuous relaxation, first- and second-order search, how the
-#   architecture weights evolve, the derived cell, retraining it, and the skip-connection
-#   collapse, measured on your own run.
-# * **02_pc_darts** — partial channels and edge normalization; the memory/speed trade-off over
-#   $K$ measured on your machine; an interactive panel to search again.
+# * **01_darts** — the continuous relaxation, the bilevel problem and its first- and
+#   second-order gradients, how the architecture weights evolve, the derived cell, the
+#   skip-connection collapse measured on your own run, retraining.
+# * **02_pc_darts** — partial channels and edge normalization, each switched on and off against
+#   a plain-DARTS baseline on your machine; the betas; an interactive panel to search again.
+# * **03_snas** — the concrete distribution and its temperature, the search gradient as credit
+#   assignment, the decomposed resource constraint and its policy-gradient estimator, the
+#   child network without retraining.
+# * **04_nasnet** — NASNet's search space and its RL controller (being written).
+# * **05_cream** — Cream of the Crop: prioritized paths in a one-shot supernet (being written).
+# * **06_compare** — DARTS, PC-DARTS and SNAS runs side by side (being written).
+
+# %%
+print(f"this notebook ran in {time.perf_counter() - T0:.0f} s on this machine")

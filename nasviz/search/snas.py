@@ -299,6 +299,7 @@ def resource_ablation(
                 g = search.derive()
                 net = NetworkCIFAR(36, 10, 20, True, g)
                 last = search.history.last()
+                _, penalty = search.history.extra("penalty")  # [epochs + 1]: sampled children
                 rows.append(
                     {
                         "constraint": constraint,
@@ -313,6 +314,9 @@ def resource_ablation(
                         "val_acc": last["metrics"].get("val_acc", math.nan) if last else math.nan,
                         "seconds": seconds,
                         "search_seconds": float(search.history.metric("seconds")[1].sum()),
+                        "penalty_change": float(penalty[-1] - penalty[0])
+                        if len(penalty)
+                        else math.nan,
                         "genotype": g.to_dict(),
                     }
                 )

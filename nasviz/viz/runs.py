@@ -389,6 +389,8 @@ def cached_search(
     name: str | None = None,
     progress: bool = True,
     callbacks: list[Callable] | None = None,
+    live: Sequence[str] | None = None,
+    live_interval: float = 10.0,
     **data: Any,
 ) -> Search:
     """The finished search of ``config`` in ``out``: read back if it is there, else run it.
@@ -397,7 +399,8 @@ def cached_search(
     after the settings, so a changed setting gets a new folder. A folder whose checkpoint is
     complete is resumed (nothing runs, the bar shows it full); an interrupted one is finished;
     an empty one is searched. ``out=None`` runs in memory. ``data`` (e.g. ``train_data``) is not
-    part of the settings: pass the same data for the same folder.
+    part of the settings: pass the same data for the same folder. ``live``: plot names that
+    `nasviz.viz.live.LivePlots` redraws while it runs (at most every ``live_interval`` seconds).
     """
     from nasviz.search import create_search
     from nasviz.search.base import CHECKPOINT
@@ -407,7 +410,14 @@ def cached_search(
     else:
         path = cached_run_dir(out, name, config) if name is not None else Path(out)
         search = create_search(config, path, resume=(path / CHECKPOINT).is_file(), **data)
-    search.run(progress=progress, callbacks=callbacks)
+    plots = None
+    if live:
+        from nasviz.viz.live import LivePlots
+
+        plots = LivePlots(search.history, list(live), min_interval=live_interval)
+    search.run(progress=progress, callbacks=[*(callbacks or []), *([plots] if plots else [])])
+    if plots is not None:
+        plots.finish()
     return search
 
 
