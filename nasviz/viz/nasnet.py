@@ -91,3 +91,79 @@ def plot_drop_path_schedule(
     ax.set_ylim(0, max(1e-3, 1 - drop_path_keep_prob) * 1.05)
     ax.legend(fontsize=8, loc="upper left")
     return ax
+
+
+# ------------------------------------------------------------------------------ search runs
+REWARD_SERIES: tuple[str, ...] = ("reward_mean", "reward_max", "baseline")
+
+
+def _update_series(history: Any, name: str) -> tuple[list[float], list[float]]:
+    """(x, y) of a NASNet extra series per controller update (step records), else per epoch."""
+    for kind in ("step", "epoch"):
+        rows = [r for r in history.select(kind) if name in r.get("extra", {})]
+        if rows:
+            x = [r["step"] if kind == "step" else r["epoch"] for r in rows]
+            return x, [float(r["extra"][name]) for r in rows]
+    return [], []
+
+
+def plot_rewards(history: Any, ax: Any = None) -> Any:
+    """A NASNet search's rewards per controller update (mean, max, baseline) and its entropy."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig = ax.figure
+    styles = {"reward_mean": "-o", "reward_max": "-^", "baseline": "--"}
+    for name in REWARD_SERIES:
+        x, y = _update_series(history, name)
+        if x:
+            ax.plot(x, y, styles[name], ms=3, label=name.replace("_", " "))
+    per_step = bool(history.select("step"))
+    ax.set_xlabel("controller update" if per_step else "epoch")
+    ax.set_ylabel("child validation accuracy")
+    ax.grid(alpha=0.3)
+    x, y = _update_series(history, "entropy")
+    if x:
+        twin = ax.twinx()
+        twin.plot(x, y, ":", color="#7f7f7f", label="entropy (right)")
+        twin.set_ylabel("controller entropy (nats)")
+        lines = ax.get_legend_handles_labels()
+        more = twin.get_legend_handles_labels()
+        ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower right")
+    ax.set_title(f"{history.method}: rewards per controller update")
+    fig.tight_layout()
+    return fig
+
+
+def top_cells(history: Any) -> list[tuple[float, NasnetGenotype]]:
+    """(reward, genotype) of the best cells in the newest epoch record that lists them."""
+    for r in reversed(history.epochs()):
+        cells = r.get("extra", {}).get("top_cells")
+        if cells:
+            return [
+                (float(c["reward"]), NasnetGenotype.from_dict(c["architecture"])) for c in cells
+            ]
+    return []
+
+
+def save_run_plots(history: Any, out_dir: Any, dpi: int = 110) -> list[Any]:
+    """`nasviz plot`'s NASNet pages: the reward curve and the top cells as block diagrams."""
+    import shutil
+    from pathlib import Path
+
+    out = Path(out_dir)
+    written = []
+    if any(_update_series(history, n)[0] for n in REWARD_SERIES):
+        fig = plot_rewards(history)
+        fig.savefig(out / "nasnet_rewards.png", dpi=dpi)
+        fig.clear()
+        written.append(out / "nasnet_rewards.png")
+    if shutil.which("dot") is None:
+        return written
+    for rank, (reward, genotype) in enumerate(top_cells(history), start=1):
+        title = f"top cell {rank}: validation accuracy {reward:.4f}"
+        path = out / f"nasnet_top{rank}.png"
+        path.write_bytes(nasnet_graph(genotype, title=title).pipe(format="png"))
+        written.append(path)
+    return written
