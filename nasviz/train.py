@@ -463,7 +463,7 @@ class Retrainer:
             )
         self.out.mkdir(parents=True, exist_ok=True)
         _write_json(self.config.to_dict(), self.out / CONFIG)
-        self.genotype.save(self.out / GENOTYPE)
+        architectures.save(self.genotype, self.out / GENOTYPE)
         self._owns_out = True
 
     def save(self) -> None:
@@ -474,7 +474,7 @@ class Retrainer:
         _write_json(self.metrics, self.out / METRICS)
         self.history.save(self.out / HISTORY)
         _write_json(self.config.to_dict(), self.out / CONFIG)
-        self.genotype.save(self.out / GENOTYPE)
+        architectures.save(self.genotype, self.out / GENOTYPE)
         self._owns_out = True
 
 
