@@ -163,10 +163,9 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     given = search_overrides(args)
     if args.resume:
-        # Continue with the checkpoint's config; flags given now must agree with it.
-        config = preset(args.method, args.preset, **given) if given.keys() - {"device"} else None
+        # Continue with the checkpoint's config; the flags given now must agree with it.
         search = create_search(
-            config, args.out, resume=True, device=args.device, method=args.method
+            None, args.out, resume=True, device=args.device, method=args.method, overrides=given
         )
     else:
         search = create_search(preset(args.method, args.preset, **given), args.out)
@@ -201,7 +200,11 @@ def _print_search_result(result: Any) -> None:
     epochs = result.history.epochs()[1:]
     total = sum(r["metrics"].get("seconds", 0) for r in epochs)
     print(f"search time: {total:.1f} s ({total / max(1, len(epochs)):.1f} s/epoch)")
-    desc, net, _ = arch.reference_networks()[0]
+    try:
+        desc, net, _ = arch.reference_networks()[0]
+    except ValueError as exc:  # e.g. a degenerate cell: the search result is saved all the same
+        print(f"warning: the derived architecture has no evaluation network: {exc}")
+        return
     params = count_parameters(net)
     print(f"parameters at {desc}: {params:,} ({params / 1e6:.2f}M)")
 

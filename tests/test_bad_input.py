@@ -228,7 +228,56 @@ DATA_AND_RUN_CASES = [
 # epoch, NaN loss ...: one line each, e.g.
 #   cli("misspelt option", [*SEARCH, "--epoch", "3", "--out", "{tmp}/run"], 2, r"--epochs"),
 #   py("preset(lr='fast')", lambda t: preset("darts", "quick", lr="fast"), ValueError, r"lr"),
-CONFIG_AND_ENGINE_CASES: list = []
+SMOKE = [*SEARCH, "--preset", "smoke"]
+
+
+def a_darts_run(run_dir: str = "run") -> Setup:
+    """A finished one-step DARTS smoke search in ``run_dir``."""
+
+    def make(tmp: Path, _: pytest.MonkeyPatch) -> None:
+        args = [*SMOKE, "--epochs", "1", "--max-steps-per-epoch", "1", "--out", str(tmp / run_dir)]
+        assert main(args) == 0
+
+    return make
+
+
+def diverging_loss(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every training loss is NaN from the first step (a stand-in for a learning rate that blows up)."""
+    from nasviz.search.supernet import SupernetSearch
+
+    monkeypatch.setattr(SupernetSearch, "loss", lambda self, logits, y: logits.sum() * float("nan"))
+
+
+def _preset(**kw: Any) -> Callable[[Path], Any]:
+    from nasviz.search import preset
+
+    return lambda t: preset("pc-darts" if "k" in kw or "K" in kw else "darts", "quick", **kw)
+
+
+CONFIG_AND_ENGINE_CASES = [
+    py("preset(lr='fast')", _preset(lr="fast"), ValueError, r"lr must be a number, got 'fast'"),
+    py("preset(lr=-1)", _preset(lr=-1.0), ValueError, r"lr must be > 0.0, got -1.0"),
+    py("preset(arch_lr=nan)", _preset(arch_lr=float("nan")), ValueError, r"arch_lr must be a finite number"),
+    py("preset(grad_clip=-1)", _preset(grad_clip=-1), ValueError, r"grad_clip must be > 0.0"),
+    py("preset(seed='abc')", _preset(seed="abc"), ValueError, r"seed must be an integer, got 'abc'"),
+    py("preset(train_portion=0.999)", _preset(train_portion=0.999), ValueError, r"train_portion must be <= 0.95"),
+    py("misspelt keyword epoch", _preset(epoch=3), ValueError, r"unknown darts search option 'epoch' \(did you mean 'epochs'\?\)"),
+    py("misspelt keyword batchsize", _preset(batchsize=8), TypeError, r"did you mean 'batch_size'"),
+    py("misspelt keyword K", _preset(K=2), ValueError, r"unknown pc-darts search option 'K' \(did you mean 'k'\?\)"),
+    py("k that does not divide the channels", _preset(k=3), ValueError, r"k=3 does not divide the channels .* valid k: \[1, 2, 4, 8\]"),
+    py("replace with a misspelt name", lambda t: _preset()(t).replace(lr_mn=0.1), ValueError, r"did you mean 'lr_min'"),
+    py("temperature <= 0", lambda t: __import__("nasviz.search", fromlist=["preset"]).preset("snas", "quick", temperature_end=0.0), ValueError, r"temperature_end must be > 0.0"),
+    py("unknown method with a suggestion", lambda t: __import__("nasviz.search", fromlist=["preset"]).preset("pcdarts"), ValueError, r"did you mean 'pc-darts'"),
+    cli("misspelt flag", [*SEARCH, "--epcohs", "3", "--out", "{tmp}/run"], 2, r"unrecognized arguments: --epcohs 3 \(did you mean '--epochs'\?\)"),
+    cli("another method's flag", [*SEARCH, "--k", "2", "--out", "{tmp}/run"], 2, r"--k is a pc-darts option; darts does not use it"),
+    cli("bad value on the command line", [*SEARCH, "--epochs", "0", "--out", "{tmp}/run"], 2, r"epochs must be >= 1, got 0"),
+    cli("resume with another method", ["search", "pc-darts", "--no-progress", "--out", "{tmp}/run", "--resume"], 2, r"<tmp>/run holds a darts search, not pc-darts", a_darts_run()),
+    cli("resume with a different setting", [*SMOKE, "--seed", "5", "--out", "{tmp}/run", "--resume"], 2, r"cannot resume with a different configuration \(seed: checkpoint 2 vs asked 5\)", a_darts_run()),
+    cli("--out is a file", [*SMOKE, "--out", "{tmp}/afile"], 2, r"--out <tmp>/afile is a file, not a directory", file("afile", "my notes")),
+    cli("--out not writable", [*SMOKE, "--out", "/proc/nasviz-run"], 2, r"cannot write to /proc"),
+    cli("an existing search without --resume", [*SMOKE, "--out", "{tmp}/run"], 2, r"already holds a search \(checkpoint.pt\); pass --resume", a_darts_run()),
+    cli("loss becomes NaN", [*SMOKE, "--epochs", "1", "--out", "{tmp}/run"], 2, r"darts search diverged: train_loss is nan in epoch 1, by step \d; the last good checkpoint", diverging_loss),
+]  # fmt: skip
 
 CASES = CHECKPOINT_CASES + GENOTYPE_CASES + DATA_AND_RUN_CASES + CONFIG_AND_ENGINE_CASES
 

@@ -58,11 +58,13 @@ def create_search(
     resume: bool = False,
     device: str | None = None,
     method: str | None = None,
+    overrides: dict[str, Any] | None = None,
     **kw: Any,
 ) -> Search:
     """Build a search, refusing to overwrite an existing run unless resuming it.
 
-    On resume, ``config`` may be None (use the checkpoint's); otherwise it must match it. The
+    On resume, ``config`` may be None (use the checkpoint's); otherwise it must match it, and so
+    must every field in ``overrides`` (those in `RESUME_MAY_DIFFER` are applied instead). The
     method of the checkpoint must equal ``method`` (or ``config``'s) when given.
     """
     ckpt = Path(out) / CHECKPOINT if out is not None else None
@@ -75,6 +77,10 @@ def create_search(
         saved = load_config(state["config"], state.get("method"))
         if config is not None:
             checkpoint.check_resume_config(saved.to_dict(), config.to_dict(), RESUME_MAY_DIFFER)
+        if overrides:  # only the settings given now are compared (a CLI resume)
+            given = saved.replace(**overrides).to_dict()
+            checkpoint.check_resume_config(saved.to_dict(), given, RESUME_MAY_DIFFER)
+            saved = saved.replace(**{k: v for k, v in overrides.items() if k in RESUME_MAY_DIFFER})
         config = saved.replace(device=device or (config.device if config else None))
     elif config is None:
         raise ValueError("a config is needed unless resuming")

@@ -43,7 +43,6 @@ CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.json"
 ARCHITECTURE = "genotype.json"  # any architecture kind; the DARTS name is kept for old runs
 GENOTYPE = ARCHITECTURE
-CHECKPOINT_FORMAT = 2
 
 
 @dataclass
@@ -264,7 +263,7 @@ class Search:
         """Everything needed to continue exactly, as plain data (tensors and containers)."""
         return {
             "kind": "search",
-            "format": CHECKPOINT_FORMAT,
+            "format": checkpoint.FORMAT,
             "method": self.method,
             "config": self.config.to_dict(),
             "epoch": self.epoch,
