@@ -76,8 +76,9 @@ class Result:
     impl: str
     case: str
     batch: int
-    images_per_second: float
+    images_per_second: float  # by --clock: the process's CPU time (CPU) or wall time (CUDA)
     seconds_per_step: float
+    wall_images_per_second: float
     peak_mb: float  # peak RSS (CPU) or max_memory_allocated (CUDA)
     base_mb: float  # RSS before the supernet was built (CPU), 0 on CUDA
     params: int  # weight parameters of the benchmarked supernet
@@ -233,19 +234,21 @@ def run_one(opts: dict) -> Result:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(opts["steps"]):
         step(x, y, x_val, y_val)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    dt = (time.perf_counter() - t0) / opts["steps"]
+    wall = (time.perf_counter() - t0) / opts["steps"]
+    dt = (time.process_time() - c0) / opts["steps"] if opts["clock"] == "cpu" else wall
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak = _peak_rss_mb()  # read before counting the paper-size supernet below
     return Result(
-        opts["impl"], name, shape.batch, shape.batch / dt, dt, peak, base, params, paper()
-    )
+        opts["impl"], name, shape.batch, shape.batch / dt, dt, shape.batch / wall, peak, base,
+        params, paper(),
+    )  # fmt: skip
 
 
 def spawn(opts: dict) -> Result:
@@ -285,7 +288,7 @@ def summarize(results: list[Result], impls: list[str]) -> list[str]:
             continue
         med = {i: statistics.median(r.images_per_second for r in v) for i, v in rows.items()}
         mem = {i: statistics.median(r.peak_mb for r in v) for i, v in rows.items()}
-        line = f"{case:<16} {batch:>5} " + " ".join(f"{med[i]:>16.1f}" for i in impls)
+        line = f"{case:<16} {batch:>5} " + " ".join(f"{med[i]:>16.2f}" for i in impls)
         for i in impls[1:]:  # ratio to the official code, with the range over repeats
             per = [
                 a.images_per_second / b.images_per_second
@@ -310,6 +313,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per case")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of every process")
+    parser.add_argument(
+        "--clock", choices=("cpu", "wall"), default=None,
+        help="cpu: the process's CPU time per step (default on CPU: on a shared machine the wall "
+        "clock also counts the time other processes hold the cores); wall: elapsed time "
+        "(default on CUDA). With --threads 1 both are equal on an idle machine.",
+    )  # fmt: skip
     parser.add_argument("--only", nargs="+", help="substrings of the case names to run")
     parser.add_argument("--nasviz", default=str(ROOT), help="nasviz checkout (default: this one)")
     parser.add_argument("--baseline", help="also time nasviz imported from this checkout")
@@ -325,6 +334,9 @@ def main() -> None:
         return
 
     cuda = args.device.startswith("cuda")
+    clock = args.clock or ("wall" if cuda else "cpu")
+    if clock == "cpu" and args.threads != 1:
+        raise ValueError("--clock cpu needs --threads 1 (CPU time adds up over threads)")
     if cuda and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: CUDA is not available here")
     size = dict(C=16, layers=8, image_size=32) if cuda else dict(C=8, layers=5, image_size=16)
@@ -346,8 +358,8 @@ def main() -> None:
     print(
         f"device={args.device} torch={torch.__version__} threads={args.threads} cores={os.cpu_count()} "
         f"config=C={size['C']} {size['layers']} cells {size['image_size']}x{size['image_size']} "
-        f"steps={steps} warmup={args.warmup} repeats={args.repeats} fast_optim={args.fast_optim}"
-        + (f" baseline={args.baseline}" if args.baseline else "")
+        f"steps={steps} warmup={args.warmup} repeats={args.repeats} fast_optim={args.fast_optim} "
+        f"clock={clock}" + (f" baseline={args.baseline}" if args.baseline else "")
     )
     results: list[Result] = []
     try:
@@ -361,13 +373,14 @@ def main() -> None:
                             shape=asdict(Shape(batch=batch, **size)), steps=steps,
                             warmup=args.warmup, official=roots.get("pc-darts"),
                             official_darts=roots.get("darts"), baseline=args.baseline, nasviz=args.nasviz,
-                            fast_optim=args.fast_optim,
+                            fast_optim=args.fast_optim, clock=clock,
                         )  # fmt: skip
                         r = spawn(opts)
                         results.append(r)
                         print(
                             f"  [{rep + 1}/{args.repeats}] {name:<16} b={batch:<4} {impl:<8} "
-                            f"{r.images_per_second:8.1f} img/s  peak {r.peak_mb:7.0f} MiB",
+                            f"{r.images_per_second:8.2f} img/s ({clock}; wall "
+                            f"{r.wall_images_per_second:.2f})  peak {r.peak_mb:7.0f} MiB",
                             flush=True,
                         )
     finally:
@@ -376,7 +389,10 @@ def main() -> None:
         if args.json:
             Path(args.json).write_text(json.dumps([asdict(r) for r in results], indent=1) + "\n")
     mem = "max_memory_allocated" if cuda else "peak RSS of the process"
-    print(f"\nmedian images/s; x = ratio to the official code (range over repeats); MiB = {mem}")
+    print(
+        f"\nmedian images/s ({clock} clock); x = ratio to the official code (range over repeats); "
+        f"MiB = {mem}"
+    )
     print("\n".join(summarize(results, impls)))
 
 

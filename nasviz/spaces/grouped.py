@@ -90,7 +90,7 @@ class GroupedOps:
         for i, block in enumerate(self.blocks):
             if i:
                 x = F.relu(x)
-            dw, pw = block[0][1], block[0][2]
+            dw = block[0][1]
             x = F.conv2d(
                 x, torch.cat([b[1].weight for b in block]), None,
                 dw.stride, dw.padding, dw.dilation, groups=x.shape[1],
