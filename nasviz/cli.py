@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -168,7 +169,11 @@ def cmd_search(args: argparse.Namespace) -> int:
             None, args.out, resume=True, device=args.device, method=args.method, overrides=given
         )
     else:
-        search = create_search(preset(args.method, args.preset, **given), args.out)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            search = create_search(preset(args.method, args.preset, **given), args.out)
+        for w in caught:  # settings that are allowed but probably not meant
+            print(f"nasviz search: warning: {w.message}", file=sys.stderr)
     cfg = search.config
     if not search.dist.is_main:  # torchrun: rank 0 alone reports (and writes files)
         search.run(progress=False)
