@@ -218,7 +218,7 @@ for name, paper in SNAS_PAPER_PARAMS.items():
 # %%
 t = time.perf_counter()
 # !{sys.executable} -m nasviz.cli info --genotype pc_darts
-print(f"nasviz info took {time.perf_counter() - t:.1f} s (mostly starting Python and importing torch)")
+print(f"nasviz info took {time.perf_counter() - t:.1f} s here, Python start-up included")
 
 # %% [markdown]
 # ## Where to go next

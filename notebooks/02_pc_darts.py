@@ -68,11 +68,12 @@ from nasviz.analysis import (
     validation_size,
 )
 from nasviz.search import preset
+from nasviz.search.pcdarts import valid_k_for
 from nasviz.spaces.darts import MixedOp, PartialMixedOp
 from nasviz.viz import evolution as ev
 from nasviz.viz.cells import genotype_graph
 from nasviz.viz.runs import RunList, cached_run
-from nasviz.viz.widgets import SearchPanel, valid_k_for
+from nasviz.viz.widgets import SearchPanel
 
 
 def pc_config(**kw):
@@ -194,8 +195,9 @@ print(f"PC-DARTS (K={K}) trains {pc['images_per_second'] / dart['images_per_seco
       f"images per second as the DARTS baseline.")
 for r in runs[:3]:
     acc, ref = r.summary()["val_acc"], dart["val_acc"]
-    print(f"{r.label}: val acc {acc:.3f}, {compare_accuracies(acc, ref, n_val)} than the "
-          f"baseline's {ref:.3f} ({n_val} validation images)")
+    rel = compare_accuracies(acc, ref, n_val)  # higher | lower | the same within noise
+    print(f"{r.label}: val acc {acc:.3f}, {rel} {'as' if rel.startswith('the same') else 'than'} "
+          f"the baseline's {ref:.3f} ({n_val} validation images)")
 
 # %% [markdown]
 # How to read the measurements. **Speed**: on a GPU, the memory of the mixed ops falls about

@@ -261,6 +261,7 @@ def resource_ablation(
     *,
     resource_gradients: Sequence[str] | None = None,
     out_root: str | None = None,
+    measure_flops: bool = True,
     progress: bool = False,
     **search_kw: Any,
 ) -> list[dict[str, Any]]:
@@ -270,7 +271,12 @@ def resource_ablation(
     32x32 input, params without the auxiliary head, as the papers count them), so rows compare
     with published cells. ``base_config`` defaults to the SNAS quick preset; ``resource_gradients``
     to the base config's estimator. With ``out_root`` every search is kept there and a finished
-    one is read back instead of rerun (`nasviz.viz.runs.cached_search`).
+    one is read back instead of rerun (`nasviz.viz.runs.cached_search`). ``measure_flops=False``
+    skips the FLOPs count (a forward of the 20-cell network per row).
+
+    ``expected_penalty_change``: the penalty of the distribution softmax(log_alpha) (the expected
+    cost per edge) at the last epoch minus at the first: it moves with λ before any argmax flips.
+    ``penalty_change``: the same for the mean penalty of the sampled children.
     """
     from nasviz.models import NetworkCIFAR
     from nasviz.resources import count_flops, count_parameters
@@ -307,7 +313,7 @@ def resource_ablation(
                         "seed": seed,
                         "resource_lambda": cfg.effective_resource_lambda(),
                         "params": count_parameters(net),
-                        "flops": count_flops(net, (1, 3, 32, 32)),
+                        "flops": count_flops(net, (1, 3, 32, 32)) if measure_flops else math.nan,
                         "none_edges": sum(
                             op == "none" for cell in ("normal", "reduce") for op, _ in g.edges(cell)
                         ),
@@ -317,10 +323,26 @@ def resource_ablation(
                         "penalty_change": float(penalty[-1] - penalty[0])
                         if len(penalty)
                         else math.nan,
+                        "expected_penalty_change": _expected_penalty_change(search),
                         "genotype": g.to_dict(),
                     }
                 )
     return rows
+
+
+def _expected_penalty_change(search: SnasSearch) -> float:
+    """Penalty of softmax(log_alpha) at the last recorded epoch minus at the first."""
+    from nasviz.spaces.costs import resource_penalty
+
+    probs = {c: search.history.group_series(f"alpha/{c}")[1] for c in search.costs.costs}
+    values = [
+        resource_penalty(
+            search.costs, {c: torch.as_tensor(p[t]).float() for c, p in probs.items()},
+            search.config.penalty_form,
+        ).item()
+        for t in (0, -1)
+    ]  # fmt: skip
+    return values[1] - values[0]
 
 
 PRESETS = presets_from(
