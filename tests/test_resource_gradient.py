@@ -147,3 +147,18 @@ def test_search_step_with_either_estimator(estimator, data):
     result = create_search(cfg, None, train_data=train, val_data=val).run(progress=False)
     _, penalty = result.history.extra("penalty")
     assert len(penalty) == 2 and all(p > 0 for p in penalty)
+
+
+def test_cli_flag_sets_the_estimator_and_help_names_the_symbols():
+    from nasviz.cli import build_parser, search_overrides
+
+    parser = build_parser()
+    args = parser.parse_args(["search", "snas", "--out", "x", "--resource-gradient", "relaxed"])
+    assert search_overrides(args)["resource_gradient"] == "relaxed"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["search", "snas", "--out", "x", "--resource-gradient", "reinforce"])
+    from nasviz.search import registry
+
+    helps = {f.flags[0]: f.kwargs.get("help", "") for f in registry.get("snas").cli_flags}
+    assert "τ" in helps["--temperature"] and "λ" in helps["--resource-lambda"]
+    assert "λ" not in helps["--temperature"] and "τ" not in helps["--resource-lambda"]
