@@ -301,6 +301,44 @@ class NasnetSearch(Search):
         self.last = dict(state["last"])
 
 
+def random_genotypes(space: NasnetSpace, n: int, seed: int = 0) -> list[NasnetGenotype]:
+    """``n`` genotypes drawn uniformly from ``space`` (every decision uniform): random search."""
+    gen = torch.Generator().manual_seed(seed)
+    decisions = space.decisions()
+    out = []
+    for _ in range(n):
+        actions = [int(torch.randint(d.num_choices, (1,), generator=gen)) for d in decisions]
+        out.append(space.decode(actions))
+    return out
+
+
+def score_genotypes(
+    config: NasnetConfig,
+    genotypes: list[NasnetGenotype],
+    *,
+    train_data: ImageDataset | None = None,
+    progress: bool = True,
+) -> list[float]:
+    """Rewards of given genotypes, trained and scored exactly as the search's children.
+
+    The same child config, seed rule and validation split as `NasnetSearch` with ``config``
+    (and ``train_data``), in this process: a genotype the search sampled gets the same reward.
+    """
+    from tqdm.auto import tqdm
+
+    config.validate()
+    child = config.child_config()
+    if train_data is None:
+        fn: Any = run_child_job
+    else:
+        fn = functools.partial(_train_on, *search_split(train_data, 1.0 - config.val_portion))
+    ex = InProcessExecutor()
+    rewards = []
+    for g in tqdm(genotypes, desc="children", unit="child", disable=not progress):
+        rewards.append(float(ex.map(fn, [child_job(g, child, config.seed)])[0]["reward"]))
+    return rewards
+
+
 def _group_title(name: str) -> str:
     kind, cell = name.split("/")
     what = {"op": "op per block input", "input": "input state per block", "combine": "combine"}

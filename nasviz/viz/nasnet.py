@@ -109,10 +109,10 @@ def _update_series(history: Any, name: str) -> tuple[list[float], list[float]]:
 
 def plot_rewards(history: Any, ax: Any = None) -> Any:
     """A NASNet search's rewards per controller update (mean, max, baseline) and its entropy."""
-    import matplotlib.pyplot as plt
+    from nasviz.viz.evolution import _figure
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7, 3.5))
+    if ax is None:  # a figure outside pyplot: shown once in a notebook, freed with its object
+        ax = _figure(7, 3.5).subplots()
     fig = ax.figure
     styles = {"reward_mean": "-o", "reward_max": "-^", "baseline": "--"}
     for name in REWARD_SERIES:
@@ -132,7 +132,6 @@ def plot_rewards(history: Any, ax: Any = None) -> Any:
         more = twin.get_legend_handles_labels()
         ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=8, loc="lower right")
     ax.set_title(f"{history.method}: rewards per controller update")
-    fig.tight_layout()
     return fig
 
 
