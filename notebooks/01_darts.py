@@ -71,7 +71,7 @@ CUT = {"quick": dict(epochs=6)}  # this notebook's cut of the quick preset (see 
 def darts_config(**kw):
     """The DARTS config of this notebook: the preset, the first cell's parameters, then ``kw``."""
     cut = CUT.get(PRESET, {}) if EPOCHS is None else {}
-    return preset("darts", PRESET, **{**cut, "epochs": EPOCHS, "dataset": DATASET, "seed": SEED, **kw})
+    return preset("darts", PRESET, **{**cut, **({"epochs": EPOCHS} if EPOCHS else {}), "dataset": DATASET, "seed": SEED, **kw})
 
 
 print(f"preset {PRESET!r}, runs kept in {OUT!r}")

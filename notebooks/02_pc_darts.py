@@ -81,7 +81,7 @@ def pc_config(**kw):
     cut = {"quick": dict(epochs=4, warmup_epochs=1, max_steps_per_epoch=STEPS)}.get(PRESET, {})
     if EPOCHS is not None:
         cut = {"max_steps_per_epoch": STEPS} if PRESET == "quick" else {}
-    return preset("pc-darts", PRESET, **{**cut, "epochs": EPOCHS, "dataset": DATASET, "seed": SEED, **kw})
+    return preset("pc-darts", PRESET, **{**cut, **({"epochs": EPOCHS} if EPOCHS else {}), "dataset": DATASET, "seed": SEED, **kw})
 
 
 K = preset("pc-darts", PRESET).k  # the preset's K (2 for the 8-channel quick supernet, 4 on CIFAR-10)

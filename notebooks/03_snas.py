@@ -83,7 +83,7 @@ def config_for(method, **kw):
     cut = {"quick": dict(epochs=epochs, max_steps_per_epoch=STEPS)}.get(PRESET, {})
     if EPOCHS is not None:
         cut = {"max_steps_per_epoch": STEPS} if PRESET == "quick" else {}
-    return preset(method, PRESET, **{**cut, "epochs": EPOCHS, "dataset": DATASET, "seed": SEED, **kw})
+    return preset(method, PRESET, **{**cut, **({"epochs": EPOCHS} if EPOCHS else {}), "dataset": DATASET, "seed": SEED, **kw})
 
 
 print(f"preset {PRESET!r}, constraint {CONSTRAINT!r}, ablation {CONSTRAINTS} x seeds {SEEDS}")
