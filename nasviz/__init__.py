@@ -5,3 +5,15 @@ the visualization modules under ``nasviz.viz`` import matplotlib, graphviz and i
 """
 
 __version__ = "0.1.0"
+
+
+def _apply_thread_rule() -> None:
+    """Use the library's CPU thread rule from the first import (`nasviz.threads`), so a notebook
+    that only builds and counts networks gets it too; searches and retraining apply it again with
+    their config's ``threads``."""
+    from nasviz import threads
+
+    threads.apply("cpu")
+
+
+_apply_thread_rule()

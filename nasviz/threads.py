@@ -13,7 +13,9 @@ The rule: on the CPU, one thread, unless the user asked otherwise. In order of p
 3. ``OMP_NUM_THREADS`` when set (PyTorch already read it: nasviz leaves it alone);
 4. otherwise 1 thread (`DEFAULT_CPU_THREADS`).
 
-On a GPU nothing is changed. Paper-size CPU runs (CIFAR-10 at C=16 on a many-core workstation)
+`import nasviz` applies the rule once (so a notebook that only builds and counts networks gets it),
+and every search and retraining applies it again with its config's ``threads``. On a GPU
+nothing is changed. Paper-size CPU runs (CIFAR-10 at C=16 on a many-core workstation)
 should set ``threads`` to the number of physical cores.
 """
 
