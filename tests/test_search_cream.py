@@ -1,5 +1,7 @@
 """Cream of the Crop search: config checks, one smoke run's records, KD off, CLI flags, resume."""
 
+import shutil
+
 import pytest
 import torch
 
@@ -10,6 +12,8 @@ from nasviz.search import create_search, preset, run_search
 from nasviz.search.config import ConfigError
 from nasviz.search.cream import BOARD_GROUP, CreamSearch, config_space
 from nasviz.spaces.cream import CHOICE_NAMES, CreamPath
+from nasviz.viz.cream import pareto_front
+from nasviz.viz.evolution import plot_run
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +115,14 @@ def test_interrupted_and_resumed_equals_straight_run(digits, tmp_path):
     state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)  # plain data
     assert state["method"] == "cream" and len(state["method_state"]["board"]["entries"]) >= 1
     assert isinstance(resumed, CreamSearch)
+    # `nasviz plot`: the shared plots from the board group, the board over time, the path
+    written = {p.name for p in plot_run(tmp_path / "a")}
+    assert {"cream_board.png", "extra.png", "curves.png"} <= written
+    assert {"board_choices.png", "heatmap_board_choices.png"} <= written
+    if shutil.which("dot"):
+        assert "cream_path.png" in written
+
+
+def test_pareto_front():
+    points = [(3.0, 0.5), (2.0, 0.4), (4.0, 0.45), (5.0, 0.7), (2.5, 0.4)]
+    assert pareto_front(points) == [(2.0, 0.4), (3.0, 0.5), (5.0, 0.7)]
