@@ -106,11 +106,6 @@ class NasnetConfig(SearchConfig):
                     "ray_address runs the children on a Ray cluster: also give workers >= 1 "
                     "(--workers N, the children in flight at once)"
                 )
-        if self.workers > 0 and not ray_available():
-            raise ConfigError(
-                f"workers={self.workers} runs the children on Ray, which is not installed: "
-                f"{RAY_HINT} (or workers=0 to train them in this process)"
-            )
 
     def child_config(self) -> ChildConfig:
         """The `ChildConfig` every child of this search is trained with."""
@@ -174,6 +169,11 @@ class NasnetSearch(Search):
             cfg = self.config
             if cfg.workers == 0:
                 self._executor = InProcessExecutor()
+            elif not ray_available():  # a ValueError: the CLI prints it as one line
+                raise ConfigError(
+                    f"workers={cfg.workers} runs the children on Ray, which is not installed: "
+                    f"{RAY_HINT} (or workers=0 to train them in this process)"
+                )
             else:
                 self._executor = make_executor(cfg.workers, cfg.ray_address)
             if self._cache is not None:
