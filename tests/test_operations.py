@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from nasviz.genotypes import EXTRA_OPS, PRIMITIVES
-from nasviz.spaces.operations import OPS, FactorizedReduce, make_op
+from nasviz.spaces.operations import OPS, FactorizedReduce, make_op, starts_with_relu
 
 
 @pytest.mark.parametrize("name", PRIMITIVES + EXTRA_OPS)
@@ -38,3 +38,18 @@ def test_factorized_reduce_uses_shifted_input():
 def test_unknown_op():
     with pytest.raises(ValueError, match="unknown operation 'conv_9x9'"):
         make_op("conv_9x9", 8, 1)
+
+
+@pytest.mark.parametrize("name", ["sep_conv_3x3", "dil_conv_5x5", "skip_connect", "conv_7x1_1x7"])
+def test_after_relu_is_the_op_without_its_leading_relu(name):
+    op = make_op(name, 8, 2, affine=False)  # stride 2: skip_connect is a FactorizedReduce
+    assert starts_with_relu(op)
+    x = torch.randn(2, 8, 7, 7)
+    assert torch.equal(op.after_relu(torch.relu(x)), op(x))
+
+
+def test_ops_with_another_leading_activation_are_not_shared():
+    op = make_op("sep_conv_3x3", 8, 1)
+    op[0][0] = torch.nn.Softplus()
+    assert not starts_with_relu(op)
+    assert not starts_with_relu(make_op("max_pool_3x3", 8, 1))

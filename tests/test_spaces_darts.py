@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from nasviz.genotypes import PRIMITIVES
 from nasviz.spaces.darts import (
     Mixing,
     PartialChannelMixing,
@@ -80,3 +81,15 @@ def test_channel_shuffle_is_a_permutation():
     y = channel_shuffle(x, 4)
     assert sorted(y.flatten().tolist()) == list(range(8))
     assert y.flatten().tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
+
+
+def test_fast_cell_shares_pools_per_state_and_groups_conv_ops():
+    fast = SearchNetwork(SMALL, Mixing()).cells[0]
+    ref = SearchNetwork(SMALL, Mixing(), reference=True).cells[0]
+    pool = PRIMITIVES.index("max_pool_3x3")
+    # edges 0, 2, 5, 9 read s0: one pooling module in the fast cell, four in the reference
+    assert len({id(fast.edges[e].ops[pool]) for e in (0, 2, 5, 9)}) == 1
+    assert len({id(ref.edges[e].ops[pool]) for e in (0, 2, 5, 9)}) == 4
+    sep = PRIMITIVES.index("sep_conv_3x3")
+    assert fast._groups[(0, sep)].E == 4 and (5, sep) not in fast._groups  # state 5 is the output
+    assert not ref._groups
