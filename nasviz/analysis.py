@@ -122,17 +122,28 @@ def validation_size(config: Any) -> int:
     return len(search_split(train, config.train_portion)[1])
 
 
-def child_claim_verdict(child: Mapping[str, Mapping[str, float]], n_val: int) -> str:
+def child_claim_verdict(
+    child: Mapping[str, Mapping[str, float]], n_val: int, chance: float | None = None
+) -> str:
     """SNAS's claim (its child keeps the supernet's accuracy, DARTS's loses it), judged on one run.
 
     ``child`` holds `nasviz.search.child.child_accuracy` results under "SNAS" and "DARTS"; a
-    drop counts only if it is larger than the validation set's noise (`accuracy_noise`).
+    drop counts only if it is larger than the validation set's noise (`accuracy_noise`). With
+    ``chance`` (e.g. 1/classes), a supernet no better than chance has no accuracy to keep or lose.
     """
     snas, darts = child["SNAS"], child["DARTS"]
     tol_s = accuracy_noise(snas["supernet_acc"], n_val)
     tol_d = accuracy_noise(darts["supernet_acc"], n_val)
     d_s, d_d = snas["drop"], darts["drop"]
     noise = f"(noise: ±{tol_s:.3f} / ±{tol_d:.3f} on {n_val} validation images)"
+    if chance is not None:
+        for name, res, tol in (("SNAS", snas, tol_s), ("DARTS", darts, tol_d)):
+            if res["supernet_acc"] <= chance + tol:
+                return (
+                    f"this run does not test the claim: the {name} supernet is at chance level "
+                    f"({res['supernet_acc']:.3f}, chance {chance:.3f}), so it has no accuracy to "
+                    f"keep or lose {noise}"
+                )
     if d_d <= tol_d:
         return (
             f"this run does not test the claim: the DARTS child dropped {d_d:+.3f}, no more than "

@@ -29,9 +29,9 @@
 # 6. retrain the derived cell from scratch.
 #
 # **Modes.** `quick` (default) searches the bundled 8×8 digits on a laptop CPU, cut so that the
-# whole notebook runs in about 3 minutes on 2 cores: a 6-epoch first-order search (the library's
-# quick preset has 10), a second-order search of 4 steps (enough to time it), and a
-# 3-epoch retraining. **The full version:** set `EPOCHS = 10` (the whole quick preset, about
+# whole notebook runs in about 3 minutes on 2 cores: a 4-epoch first-order search (the library's
+# quick preset has 10), a second-order search of 3 steps (enough to time it), and a
+# 2-epoch retraining. **The full version:** set `EPOCHS = 10` (the whole quick preset, about
 # 10 minutes) or more; `PRESET = "paper"` with `DATASET = "cifar10"` is the paper's setting (50
 # epochs on CIFAR-10, for a GPU). Finished runs are kept in `OUT` and read back when you run the
 # notebook again, so **Re-run All** does not search twice; change a parameter and only the
@@ -41,7 +41,7 @@
 # %% tags=["parameters"]
 DATASET = None  # None = the preset's ("digits" for quick/smoke, "cifar10" for paper)
 PRESET = "quick"  # search preset: "paper" | "quick" | "smoke"
-EPOCHS = None  # search epochs; None = this notebook's quick cut (6), or the preset's
+EPOCHS = None  # search epochs; None = this notebook's quick cut (4), or the preset's
 OUT = "../runs/01_darts"  # finished runs are kept here and read back; None = in memory only
 SEED = 0  # seed of every search and of the retraining
 
@@ -65,7 +65,7 @@ from nasviz.viz import evolution as ev
 from nasviz.viz.cells import genotype_graph
 from nasviz.viz.runs import cached_run, fresh_run_dir
 
-CUT = {"quick": dict(epochs=6)}  # this notebook's cut of the quick preset (see Modes)
+CUT = {"quick": dict(epochs=4)}  # this notebook's cut of the quick preset (see Modes)
 
 
 def darts_config(**kw):
@@ -166,12 +166,12 @@ print(f"first order: {config1.epochs} epochs, final val acc {h1.metric('val_acc'
 # %% [markdown]
 # ## 4 · What the second order costs
 #
-# Same config with `order=2`, run for 1 epoch of 4 steps only: enough to time a step (the
+# Same config with `order=2`, run for 1 epoch of 3 steps only: enough to time a step (the
 # accuracy of so short a run means nothing). The fair comparison is images per second of
 # training, which does not depend on the number of steps:
 
 # %%
-config2 = config1.replace(order=2, epochs=1, max_steps_per_epoch=4)
+config2 = config1.replace(order=2, epochs=1, max_steps_per_epoch=3)
 second = cached_run(config2, OUT, name="darts-order2")
 ips1 = first.history.metric("images_per_second")[1].mean()
 ips2 = second.history.metric("images_per_second")[1].mean()
@@ -297,11 +297,11 @@ display(fig)
 # A search only ranks architectures; the cell's real accuracy comes from training its
 # evaluation network from scratch (paper: 20 cells, 36 channels, 600 epochs, cutout, drop
 # path, auxiliary head). Here the quick retraining preset (16 channels, 8 cells, on digits) runs
-# for 3 epochs (its full length is 20: set `RETRAIN_EPOCHS = None` for it), with a held-out
+# for 2 epochs (its full length is 20: set `RETRAIN_EPOCHS = None` for it), with a held-out
 # validation split carved from the training data; the test split is read once, at the end.
 
 # %%
-RETRAIN_EPOCHS = 3 if PRESET == "quick" else None
+RETRAIN_EPOCHS = 2 if PRESET == "quick" else None
 rconfig = retrain_preset(PRESET, dataset=DATASET, epochs=RETRAIN_EPOCHS, seed=SEED, val_portion=0.1)
 retrain_out = fresh_run_dir(OUT, "darts-retrain") if OUT else None
 retrained = retrain(first.genotype, rconfig, retrain_out)
@@ -311,7 +311,7 @@ print(f"retrained {rconfig.epochs} epochs on {rconfig.dataset}: "
 
 # %% [markdown]
 # For scale, the paper's DARTS (2nd order) cell reaches 2.76% test error on CIFAR-10 with 3.3M
-# parameters (paper's figures) after 600 epochs on a GPU. A 3-epoch retraining on digits says
+# parameters (paper's figures) after 600 epochs on a GPU. A 2-epoch retraining on digits says
 # only that the derived cell trains.
 #
 # **Next:** 02_pc_darts makes this search cheaper by sending only a part of the channels

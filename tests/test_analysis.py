@@ -68,6 +68,9 @@ def test_child_verdict_needs_a_darts_drop_larger_than_noise():
         "DARTS": {"supernet_acc": 0.9, "drop": 0.3},
     }
     assert "does not reproduce" in child_claim_verdict(worse, n)
+    untrained = {"SNAS": {"supernet_acc": 0.11, "drop": 0.0}, "DARTS": agree["DARTS"]}
+    assert "SNAS supernet is at chance level" in child_claim_verdict(untrained, n, chance=0.1)
+    assert "agrees" in child_claim_verdict(untrained, n)  # without a chance level: only the drops
 
 
 def test_accuracy_noise_and_comparison():
