@@ -63,6 +63,21 @@ def controller_seconds(config, m: int, algorithm: str, repeats: int = 3) -> floa
     return sorted(times)[len(times) // 2]
 
 
+def _start_ray(workers: int, attempts: int = 3) -> RayExecutor:
+    """A local Ray (all CPUs); retried, as Ray waits a fixed 30 s for its raylet on a busy machine."""
+    import ray
+
+    for attempt in range(attempts):
+        try:
+            return RayExecutor(workers, init_kwargs={"num_cpus": os.cpu_count()})
+        except RuntimeError as exc:
+            if attempt + 1 == attempts or "timed out during startup" not in str(exc):
+                raise
+            print(f"Ray start timed out (load {os.getloadavg()[0]:.1f}); retrying")
+            ray.shutdown()
+    raise AssertionError("unreachable")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="quick", choices=("quick", "smoke", "paper"))
@@ -70,6 +85,7 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed children first")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--skip-ray", action="store_true")
+    p.add_argument("--skip-in-process", action="store_true")
     args = p.parse_args()
 
     config = preset("nasnet", args.preset, device="cpu")
@@ -78,30 +94,38 @@ def main() -> None:
     print(f"preset {args.preset}: {args.children} children (C={config.child_C}, "
           f"{config.child_cells_per_stage} cell/stage, {config.child_epochs} epochs on "
           f"{config.dataset}); {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    rows = []
-    ex = InProcessExecutor()
-    _score(ex, warm)
-    here, wall, cpu = _score(ex, timed)
-    rows.append((f"in-process ({n_threads} threads)", wall, cpu / len(timed)))
+    print("\n| controller update | M | CPU ms/update |\n|---|---|---|")
+    for algorithm in ("ppo", "reinforce"):
+        for m in sorted({config.children, 20}):
+            ms = 1000 * controller_seconds(config, m, algorithm)
+            print(f"| {algorithm} | {m} | {ms:.0f} |", flush=True)
+    print("\n| executor | children/min (wall) | s/child (wall) | CPU s/child here | load after |")
+    print("|---|---|---|---|---|", flush=True)
+    here = None
+    if not args.skip_in_process:
+        ex = InProcessExecutor()
+        _score(ex, warm)
+        here, wall, cpu = _score(ex, timed)
+        _row(f"in-process ({n_threads} threads)", len(timed), wall, cpu / len(timed))
     if not args.skip_ray:
-        ray_ex = RayExecutor(args.workers, init_kwargs={"num_cpus": os.cpu_count()})
+        try:
+            ray_ex = _start_ray(args.workers)
+        except RuntimeError as exc:
+            print(f"| Ray, {args.workers} workers | not measured: {exc} | | | |")
+            return
         try:
             _score(ray_ex, warm)
             there, wall, _ = _score(ray_ex, timed)
         finally:
             ray_ex.close()
-        rows.append((f"Ray, {args.workers} workers x 1 thread", wall, float("nan")))
-        print(f"same rewards on Ray as in-process: {there == here}")
-    print(f"load average after: {os.getloadavg()[0]:.1f}\n")
-    print("| executor | children/min (wall) | s/child (wall) | CPU s/child here |")
-    print("|---|---|---|---|")
-    for name, wall, cpu in rows:
-        print(f"| {name} | {60 * len(timed) / wall:.1f} | {wall / len(timed):.2f} | {cpu:.2f} |")
-    print("\n| controller update | M | CPU ms/update |\n|---|---|---|")
-    for algorithm in ("ppo", "reinforce"):
-        for m in sorted({config.children, 20}):
-            ms = 1000 * controller_seconds(config, m, algorithm)
-            print(f"| {algorithm} | {m} | {ms:.0f} |")
+        _row(f"Ray, {args.workers} workers x 1 thread", len(timed), wall, float("nan"))
+        if here is not None:
+            print(f"\nsame rewards on Ray as in-process: {there == here}")
+
+
+def _row(name: str, n: int, wall: float, cpu: float) -> None:
+    load = os.getloadavg()[0]
+    print(f"| {name} | {60 * n / wall:.1f} | {wall / n:.2f} | {cpu:.2f} | {load:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
