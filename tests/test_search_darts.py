@@ -71,6 +71,26 @@ def test_second_order_gradient_matches_finite_differences(digits_like):
         assert analytic[idx].item() == pytest.approx(numeric, rel=1e-2, abs=1e-5)
 
 
+def test_exact_and_finite_difference_hvp_give_the_same_unrolled_gradient(digits_like):
+    grads = {}
+    for hvp in ("finite-difference", "exact"):
+        torch.manual_seed(0)
+        search = DartsSearch(
+            _tiny(order=2, hvp=hvp), train_data=digits_like[0], val_data=digits_like[1]
+        )
+        search.model.double()
+        _smooth(search.model)
+        search.loss = lambda logits, y: torch.nn.functional.cross_entropy(logits, y)
+        gen = torch.Generator().manual_seed(1)
+        x_t, x_v = (torch.randn(8, 1, 8, 8, generator=gen, dtype=torch.float64) for _ in range(2))
+        y_t, y_v = (torch.randint(0, 10, (8,), generator=gen) for _ in range(2))
+        grads[hvp] = search.unrolled_arch_grad(x_t, y_t, x_v, y_v)
+    # The central difference has an O(eps^2) truncation error: a percent of the gradient's size.
+    for fd, exact in zip(grads["finite-difference"], grads["exact"], strict=True):
+        assert (exact - fd).norm() < 1e-2 * fd.norm()
+        assert not torch.equal(exact, fd)  # two different computations
+
+
 def test_first_and_second_order_differ(digits_like):
     grads = []
     for order in (1, 2):
