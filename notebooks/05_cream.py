@@ -218,7 +218,12 @@ display(runs)
 a, b = (r.history.last()["metrics"]["val_acc"] for r in (result, result_plain))
 n_val = len(main.eval_loader.data)
 noise = (max(a, b) * (1 - max(a, b)) / n_val) ** 0.5  # binomial std of an accuracy on n_val
-if abs(a - b) <= 2 * noise:
+chance = 1 / main.info.num_classes
+if min(a, b) <= chance + 2 * (chance * (1 - chance) / n_val) ** 0.5:
+    print(f"KD {a:.3f} vs no KD {b:.3f} on {n_val} held-out images: at least one run is within "
+          f"2 std of chance ({chance:.2f}); the supernet has not learned enough to compare, so "
+          f"this run says nothing about distillation (more epochs, or the paper setting)")
+elif abs(a - b) <= 2 * noise:
     print(f"KD {a:.3f} vs no KD {b:.3f} on {n_val} held-out images: the gap is within "
           f"2 std ({2 * noise:.3f}); this run does not show that distillation helps")
 else:
