@@ -204,7 +204,7 @@ pc_free, base_free = rows[0][share], rows[3][share]
 if pc_free < base_free - SHARE_TOLERANCE:
     said = "agrees with the paper's argument: PC-DARTS kept less mass on parameter-free ops"
 elif pc_free > base_free + SHARE_TOLERANCE:
-    said = "runs against the paper's argument: PC-DARTS put more mass on parameter-free ops"
+    said = "goes against the paper's argument: PC-DARTS put more mass on parameter-free ops"
 else:
     said = "shows no difference in the mass on parameter-free ops"
 print(f"parameter-free share {pc_free:.3f} (PC-DARTS) vs {base_free:.3f} (DARTS baseline): "
