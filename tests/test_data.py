@@ -18,7 +18,7 @@ from nasviz.data import DatasetInfo, DeviceLoader, ImageDataset
 
 
 def test_known_datasets_and_info():
-    assert data.known_datasets() == ["digits", "cifar10"]
+    assert data.known_datasets() == ["digits", "cifar10", "imagenet-folder"]
     cifar, digits = data.dataset_info("cifar10"), data.dataset_info("digits")
     assert (cifar.in_channels, cifar.image_size, cifar.pad, cifar.flip) == (3, 32, 4, True)
     assert cifar.cutout == 16

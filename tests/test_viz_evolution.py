@@ -303,7 +303,10 @@ def test_plot_run_on_a_controller_history(tmp_path, controller, capsys) -> None:
     controller.save(tmp_path / "history.json")
     paths = evolution.plot_run(tmp_path, dpi=40)
     expected = {f"{name}.png" for name in evolution.available_plots(controller)}
-    assert {p.name for p in paths} == expected  # no architecture recorded: none drawn
+    written = {p.name for p in paths}
+    # the shared plots, plus the pages the method registers (NASNet: rewards); no architecture
+    # is recorded, so none is drawn
+    assert expected <= written and all(n.startswith("nasnet_") for n in written - expected)
     for p in paths:
         assert p.parent == tmp_path / "plots"
         assert p.read_bytes()[:8] == PNG and p.stat().st_size > 1000
