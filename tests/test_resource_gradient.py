@@ -162,3 +162,27 @@ def test_cli_flag_sets_the_estimator_and_help_names_the_symbols():
     helps = {f.flags[0]: f.kwargs.get("help", "") for f in registry.get("snas").cli_flags}
     assert "τ" in helps["--temperature"] and "λ" in helps["--resource-lambda"]
     assert "λ" not in helps["--temperature"] and "τ" not in helps["--resource-lambda"]
+
+
+def test_resource_ablation_compares_estimators_and_reads_finished_runs_back(tmp_path, data):
+    from nasviz.search.snas import resource_ablation
+
+    train, val = data
+    base = preset("snas", "smoke", epochs=1, max_steps_per_epoch=2, batch_size=16)
+    kw = dict(resource_gradients=["paper", "relaxed"], out_root=tmp_path, measure_flops=False)
+    rows = resource_ablation(
+        ["none", "aggressive"], [0], base, train_data=train, val_data=val, **kw
+    )
+    # λ = 0 has no penalty, so it runs once; the aggressive constraint once per estimator.
+    assert [(r["constraint"], r["resource_gradient"]) for r in rows] == [
+        ("none", "paper"), ("aggressive", "paper"), ("aggressive", "relaxed"),
+    ]  # fmt: skip
+    assert len(list(tmp_path.iterdir())) == 3
+    again = resource_ablation(
+        ["none", "aggressive"], [0], base, train_data=train, val_data=val, **kw
+    )
+    strip = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in strip} for r in again] == [
+        {k: v for k, v in r.items() if k not in strip} for r in rows
+    ]
+    assert len(list(tmp_path.iterdir())) == 3  # read back, nothing new
