@@ -231,9 +231,9 @@ print(f"nasviz info took {time.perf_counter() - t:.1f} s here, Python start-up i
 # * **03_snas** — the concrete distribution and its temperature, the search gradient as credit
 #   assignment, the decomposed resource constraint and its policy-gradient estimator, the
 #   child network without retraining.
-# * **04_nasnet** — NASNet's search space and its RL controller (being written).
-# * **05_cream** — Cream of the Crop: prioritized paths in a one-shot supernet (being written).
-# * **06_compare** — DARTS, PC-DARTS and SNAS runs side by side (being written).
+# * **04_nasnet** — NASNet's search space and its RL controller.
+# * **05_cream** — Cream of the Crop: prioritized paths in a one-shot supernet.
+# * **06_compare** — DARTS, PC-DARTS and SNAS runs side by side (planned: not written yet).
 
 # %%
 print(f"this notebook ran in {time.perf_counter() - T0:.0f} s on this machine")

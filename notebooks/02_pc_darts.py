@@ -279,7 +279,7 @@ display(panel)
 # %% [markdown]
 # The same from code, without widgets: `panel.set(k=4, epochs=20)` then `panel.run()`.
 #
-# **Next:** 03_snas replaces the softmax mixture by sampled, almost one-hot architectures. The
-# notebooks 04_nasnet (NASNet's RL controller), 05_cream (Cream of the Crop) and 06_compare
-# (DARTS, PC-DARTS and SNAS side by side with the same `RunList`) are being written; until
-# they land, the top-level README lists what exists.
+# **Next:** 03_snas replaces the softmax mixture by sampled, almost one-hot architectures;
+# 04_nasnet (NASNet's RL controller) and 05_cream (Cream of the Crop) follow. 06_compare (DARTS,
+# PC-DARTS and SNAS side by side with the same `RunList`) is planned, not written yet; the
+# top-level README lists what exists.

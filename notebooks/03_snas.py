@@ -388,5 +388,5 @@ display(panel)
 # its own credit, adds a resource penalty that decomposes over edges (its gradient a local
 # policy gradient), and derives cells by a plain argmax that may delete edges.
 #
-# **Next:** 04_nasnet (NASNet's RL controller, the policy gradient of section 2 at full scale),
-# 05_cream and 06_compare are being written; the top-level README lists what exists.
+# **Next:** 04_nasnet (NASNet's RL controller, the policy gradient of section 2 at full scale)
+# and 05_cream; 06_compare is planned, not written yet (the top-level README lists what exists).
