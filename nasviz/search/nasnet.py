@@ -29,7 +29,6 @@ executor (the job carries everything; the search keeps its random streams out of
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import math
 import sys
@@ -129,11 +128,18 @@ class NasnetConfig(SearchConfig):
         return NasnetSpace(combines=COMBINES if self.concat else ("add",))
 
 
-def _train_on(
-    train_data: ImageDataset, val_data: ImageDataset, job: dict[str, Any]
-) -> dict[str, Any]:
-    """A child job on data handed to the search (tests, notebooks): shipped with the function."""
-    return train_child(job["arch"], job["config"], job["seed"], train_data, val_data)
+class TrainOn:
+    """A child job on data handed to the search (tests, notebooks), shipped with the function.
+
+    A class of this module rather than a ``functools.partial``: the Ray executor pickles
+    functions from modules outside nasviz by value, and a partial reports module 'functools'.
+    """
+
+    def __init__(self, train_data: ImageDataset, val_data: ImageDataset):
+        self.train_data, self.val_data = train_data, val_data
+
+    def __call__(self, job: dict[str, Any]) -> dict[str, Any]:
+        return train_child(job["arch"], job["config"], job["seed"], self.train_data, self.val_data)
 
 
 class NasnetSearch(Search):
@@ -153,7 +159,7 @@ class NasnetSearch(Search):
             self.job_fn: Any = run_child_job
         else:  # carve the validation split from the given training data, never from test data
             train, val = search_split(train_data, 1.0 - cfg.val_portion)
-            self.job_fn = functools.partial(_train_on, train, val)
+            self.job_fn = TrainOn(train, val)
         self.scored: list[dict[str, Any]] = []  # every child: update, reward, architecture
         self.last: dict[str, float] = {}  # the last update's figures
         self._executor: Any = None
@@ -331,7 +337,7 @@ def score_genotypes(
     if train_data is None:
         fn: Any = run_child_job
     else:
-        fn = functools.partial(_train_on, *search_split(train_data, 1.0 - config.val_portion))
+        fn = TrainOn(*search_split(train_data, 1.0 - config.val_portion))
     ex = InProcessExecutor()
     rewards = []
     for g in tqdm(genotypes, desc="children", unit="child", disable=not progress):
