@@ -191,7 +191,7 @@ def nasviz_step(method: str, shape: Shape, device: torch.device, k: int, order: 
         search.weight_step(x, y)
 
     def paper_params() -> int:
-        mixing = PartialChannelMixing(k=4) if method == "pc-darts" else Mixing()
+        mixing = PartialChannelMixing(k=k) if method == "pc-darts" else Mixing()
         net = SearchNetwork(SpaceConfig(C=16, layers=8), mixing)
         return sum(p.numel() for p in net.weight_parameters())
 
@@ -375,7 +375,13 @@ def main() -> None:
                             official_darts=roots.get("darts"), baseline=args.baseline, nasviz=args.nasviz,
                             fast_optim=args.fast_optim, clock=clock,
                         )  # fmt: skip
-                        r = spawn(opts)
+                        try:
+                            r = spawn(opts)
+                        except RuntimeError as err:  # e.g. official PC-DARTS cannot run K=1
+                            last = str(err).strip().splitlines()[-1]
+                            print(f"  [{rep + 1}/{args.repeats}] {name:<16} b={batch:<4} {impl:<8} "
+                                  f"FAILED: {last}", flush=True)  # fmt: skip
+                            continue
                         results.append(r)
                         print(
                             f"  [{rep + 1}/{args.repeats}] {name:<16} b={batch:<4} {impl:<8} "
