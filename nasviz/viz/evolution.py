@@ -98,6 +98,11 @@ def _groups_with_data(history: SearchHistory, kind: str = "epoch") -> list[str]:
     return [g for g in history.group_names() if len(history.group_series(g, kind)[0])]
 
 
+def math_label(label: str) -> str:
+    """A row label with its TeX-style subscripts drawn as subscripts ('c_{k-2}' -> c with k-2 below)."""
+    return re.sub(r"([A-Za-z])_\{([^}]*)\}", r"$\1_{\2}$", label)
+
+
 def _row_grid(rows: Sequence[str]) -> list[tuple[int, int]]:
     """(panel row, panel column) of each row: 'src → dst' rows get one panel row per dst."""
     if all(" → " in r for r in rows):
@@ -172,7 +177,7 @@ def plot_group_evolution(
         ref = 0.0 if scale == "change" else uniform[r]
         if scale != "full" and np.isfinite(ref):
             ax.axhline(ref, color="grey", ls=":", lw=0.9, label="_uniform")
-        ax.set_title(rows[r], fontsize=9)
+        ax.set_title(math_label(rows[r]), fontsize=9)
         ax.grid(alpha=0.3)
         ax.tick_params(labelsize=7)
     _set_group_ylim(axes[0], y, scale)
@@ -226,7 +231,7 @@ def plot_group_heatmap(
                 color = "black" if value > 0.6 * vmax else "white"
                 ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize=7, color=color)
     ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right", fontsize=8)
-    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_yticks(range(len(rows)), [math_label(r) for r in rows], fontsize=8)
     fig.colorbar(image, ax=ax, label="probability", shrink=0.8)
     ax.set_title(f"{history.method}: {spec['title']}, epoch {x[t]:g}", fontsize=10)
     return fig
