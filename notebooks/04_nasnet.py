@@ -27,9 +27,9 @@
 # loop — the paper's space, controller and update — runs on your CPU on the bundled 8×8 digits,
 # with children small and short enough to score a few dozen in minutes.
 #
-# **Modes.** `quick` (default): four controller updates of 3 children each (12 children, each
-# one cell per stage at 8 filters trained 2 epochs), then 12 random cells for comparison —
-# about 5 CPU-seconds per child, under 3 minutes on 2 idle cores. **The full version:** `EPOCHS = None` and `PRESET = "quick"` with
+# **Modes.** `quick` (default): three controller updates of 3 children each (9 children, each
+# one cell per stage at 8 filters trained 2 epochs), then 9 random cells for comparison —
+# about 5 CPU-seconds per child, under 3 minutes on 2 cores. **The full version:** `EPOCHS = None` and `PRESET = "quick"` with
 # `CUT = False` (the quick preset: 24 children), more epochs for a longer search, or
 # `PRESET = "paper"` with `DATASET = "cifar10"` (20,000 children: a cluster, `workers=N` on
 # Ray). Finished runs are kept in `OUT` and read back on **Re-run All**. With `NASVIZ_SMOKE=1`
@@ -38,7 +38,7 @@
 # %% tags=["parameters"]
 DATASET = None  # None = the preset's ("digits" for quick/smoke, "cifar10" for paper)
 PRESET = "quick"  # search preset: "paper" | "quick" | "smoke"
-EPOCHS = None  # controller epochs; None = this notebook's quick cut (4), or the preset's
+EPOCHS = None  # controller epochs; None = this notebook's quick cut (3), or the preset's
 OUT = "../runs/04_nasnet"  # finished runs are kept here and read back; None = in memory only
 SEED = 0  # seed of the search and of the random cells
 CUT = True  # quick mode: 1 update of 3 children per epoch (False: the quick preset as it is)
@@ -71,8 +71,10 @@ from nasviz.viz.widgets import SearchPanel
 
 def nasnet_config(**kw):
     """The NASNet config of this notebook: the preset, the first cell's parameters, then ``kw``."""
-    cut = dict(epochs=4, updates_per_epoch=1, children=3) if PRESET == "quick" and CUT else {}
-    return preset("nasnet", PRESET, **{**cut, "epochs": EPOCHS, "dataset": DATASET, "seed": SEED, **kw})
+    cut = dict(epochs=3, updates_per_epoch=1, children=3) if PRESET == "quick" and CUT else {}
+    if EPOCHS is not None:
+        cut["epochs"] = EPOCHS
+    return preset("nasnet", PRESET, **{**cut, "dataset": DATASET, "seed": SEED, **kw})
 
 
 config = nasnet_config()
