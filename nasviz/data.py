@@ -224,9 +224,7 @@ def _load_image_folder(split: str, root: Path, size: int, info: DatasetInfo) -> 
         raise FileNotFoundError(f"{folder}: {exc}") from exc
     images = torch.stack([ds[i][0] for i in range(len(ds))])  # [N, 3, size, size] uint8
     labels = torch.tensor(ds.targets, dtype=torch.int64)
-    return ImageDataset(
-        images, labels, replace(info, num_classes=len(ds.classes), image_size=size)
-    )
+    return ImageDataset(images, labels, replace(info, num_classes=len(ds.classes), image_size=size))
 
 
 def search_split(train: ImageDataset, portion: float = 0.5) -> tuple[ImageDataset, ImageDataset]:

@@ -76,7 +76,19 @@ def test_bad_preset_is_rejected_by_argparse(capsys):
 
 
 def test_warm_up_covering_every_epoch_is_warned_before_training(tmp_path, capsys):
-    argv = ["search", "pc-darts", "--preset", "quick", "--epochs", "3", "--max-steps-per-epoch", "1"]
+    argv = [
+        "search",
+        "pc-darts",
+        "--preset",
+        "quick",
+        "--epochs",
+        "3",
+        "--max-steps-per-epoch",
+        "1",
+    ]
     assert main([*argv, "--no-progress", "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
-    assert "warning: warmup_epochs=3 covers all 3 epochs: the architecture parameters will not be trained" in err
+    assert (
+        "warning: warmup_epochs=3 covers all 3 epochs: the architecture parameters will not be trained"
+        in err
+    )

@@ -22,12 +22,20 @@ FIXTURES = Path(__file__).parent / "fixtures" / "regression"
 def _rerun(fixture: dict):
     kw = {}
     if fixture["method"] == "snas":  # the data SNAS used before the honest split
-        kw = dict(train_data=load_dataset("digits", "train"), val_data=load_dataset("digits", "test"))
-    # The fixtures were recorded with the straightforward cell forward; the fast one (default since
-    # issue 16) computes the same function to float tolerance, which a 3-epoch search amplifies
-    # past a genotype tie (tests/test_fast_path.py checks the fast path op by op instead).
+        kw = dict(
+            train_data=load_dataset("digits", "train"), val_data=load_dataset("digits", "test")
+        )
+    # The fixtures were recorded with the straightforward cell forward and one-tensor-at-a-time
+    # optimizers; the fast ones (defaults since issue 16) compute the same functions to float
+    # tolerance, which a 3-epoch search amplifies past a genotype tie (tests/test_fast_path.py
+    # checks the fast path op by op instead).
     config = preset(
-        fixture["method"], "quick", threads=1, reference_forward=True, **fixture["overrides"]
+        fixture["method"],
+        "quick",
+        threads=1,
+        reference_forward=True,
+        multi_tensor=False,
+        **fixture["overrides"],
     )
     return create_search(config, None, **kw).run(progress=False)
 

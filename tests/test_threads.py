@@ -36,7 +36,9 @@ def test_apply_sets_torch_threads(monkeypatch):
 @pytest.mark.parametrize("value", ["two", "0", "-1"])
 def test_bad_environment_value_is_named(monkeypatch, value):
     monkeypatch.setenv("NASVIZ_THREADS", value)
-    with pytest.raises(ValueError, match=f"NASVIZ_THREADS must be a positive integer, got '{value}'"):
+    with pytest.raises(
+        ValueError, match=f"NASVIZ_THREADS must be a positive integer, got '{value}'"
+    ):
         threads.choose("cpu")
 
 

@@ -19,7 +19,15 @@ from nasviz.search.config import PRESETS, ConfigError, SearchConfig, preset
 
 #: Config fields that may differ between a checkpoint and the run resuming it (they change where
 #: the run happens or what it prints, not what it computes).
-RESUME_MAY_DIFFER = {"device", "data_root", "download", "log_every", "threads"}
+RESUME_MAY_DIFFER = {
+    "device",
+    "data_root",
+    "download",
+    "log_every",
+    "threads",
+    "workers",
+    "ray_address",
+}
 
 
 def search_class(method: str) -> type[Search]:

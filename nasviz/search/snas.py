@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from nasviz.genotypes import Genotype
 from nasviz.search import registry
@@ -195,7 +194,7 @@ class SnasSearch(SupernetSearch):
         penalty = self.penalty(z)
         loss = ce + self.resource_lambda * penalty if self.resource_lambda else ce
         loss.backward()
-        nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
+        self.clip_weight_gradients()
         self.w_optimizer.step()
         self.a_optimizer.step()
         self._accumulate({c: v.detach() for c, v in z.items()}, penalty.detach())

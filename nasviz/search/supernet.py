@@ -24,6 +24,7 @@ from nasviz import loop
 from nasviz.data import DeviceLoader, ImageDataset, load_dataset, search_split
 from nasviz.genotypes import Genotype
 from nasviz.history import darts_groups
+from nasviz.search import fast
 from nasviz.search.base import Search
 from nasviz.search.config import ConfigError, SearchConfig, param
 from nasviz.spaces.darts import Mixing, SearchNetwork, SpaceConfig
@@ -52,6 +53,9 @@ class SupernetConfig(SearchConfig):
     arch_weight_decay: float = param(1e-3, min=0.0, max=1.0)
     warmup_epochs: int = param(0, min=0, help="epochs with the architecture frozen")
     channels_last: bool = param(True, help="channels_last memory format on CUDA")
+    multi_tensor: bool = param(
+        True, help="fused / foreach optimizer steps and clipping over all tensors at once"
+    )
     reference_forward: bool = param(
         False,
         help="run the cells' paper-reading forward (every edge a MixedOp) instead of the fast "
@@ -83,18 +87,25 @@ class SupernetSearch(Search):
         cfg = self.config
         self._build_data(train_data, val_data)
         self.model = self._build_model()
-        self.w_optimizer = torch.optim.SGD(
-            self.model.weight_parameters(), cfg.lr, momentum=cfg.momentum,
-            weight_decay=cfg.weight_decay,
-        )  # fmt: skip
+        if cfg.multi_tensor:  # one fused/foreach update over all tensors (nasviz.search.fast)
+            self.w_optimizer = fast.weight_optimizer(
+                self.model.weight_parameters(), cfg.lr, cfg.momentum, cfg.weight_decay
+            )
+            self.a_optimizer = fast.arch_optimizer(
+                self.model.arch_parameters(), cfg.arch_lr, cfg.arch_betas, cfg.arch_weight_decay
+            )
+        else:
+            self.w_optimizer = torch.optim.SGD(
+                self.model.weight_parameters(), cfg.lr, momentum=cfg.momentum,
+                weight_decay=cfg.weight_decay,
+            )  # fmt: skip
+            self.a_optimizer = torch.optim.Adam(
+                self.model.arch_parameters(), cfg.arch_lr, betas=cfg.arch_betas,
+                weight_decay=cfg.arch_weight_decay,
+            )  # fmt: skip
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             self.w_optimizer, T_max=cfg.epochs, eta_min=cfg.lr_min
         )
-        self.a_optimizer = torch.optim.Adam(
-            self.model.arch_parameters(), cfg.arch_lr, betas=cfg.arch_betas,
-            weight_decay=cfg.arch_weight_decay,
-        )  # fmt: skip
-        self._data_parallel()
         specs, _ = self._groups()
         for name, spec in specs.items():
             self.history.declare_group(name, **spec)
@@ -221,9 +232,17 @@ class SupernetSearch(Search):
             logits = self.model(x)
         loss = self.loss(logits, y)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.model.weight_parameters(), self.config.grad_clip)
+        self.clip_weight_gradients()
         self.w_optimizer.step()
         return loss.detach(), logits.detach()
+
+    def clip_weight_gradients(self) -> None:
+        """Clip the weight gradients' total norm to ``grad_clip`` (multi-tensor when enabled)."""
+        params = self.model.weight_parameters()
+        if self.config.multi_tensor:
+            fast.clip_grad_norm(params, self.config.grad_clip)
+        else:
+            nn.utils.clip_grad_norm_(params, self.config.grad_clip)
 
     def evaluate(
         self, loader: DeviceLoader | None = None, model: nn.Module | None = None
