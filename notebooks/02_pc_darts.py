@@ -13,7 +13,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # # 02 · PC-DARTS: partial channels and edge normalization
 #

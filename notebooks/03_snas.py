@@ -13,7 +13,6 @@
 #     name: python3
 # ---
 
-
 # %% [markdown]
 # # 03 · SNAS: stochastic neural architecture search
 #
