@@ -29,7 +29,7 @@ def path_graph(
     path: CreamPath, *, title: str | None = None, space: CreamSpace | None = None
 ) -> graphviz.Digraph:
     """The block diagram of ``path`` in ``space`` (default: ImageNet at the path's resolution)."""
-    from nasviz.viz.cells import _digraph_class
+    from nasviz.viz.cells import MAX_WIDTH_IN, _digraph_class
 
     path.validate()
     space = space or path.space()
@@ -37,7 +37,9 @@ def path_graph(
     stem_chs, stage_chs, last_chs, head_chs = space.channels()
     stem_stride, stage_strides = space.strides
     g = _digraph_class()(name="cream_path")
-    g.attr(rankdir="LR", fontname="Helvetica", fontsize="11", nodesep="0.15", ranksep="0.25")
+    # top to bottom, scaled to a notebook column: a 20-layer path drawn left to right is ~2000 px
+    g.attr(rankdir="TB", fontname="Helvetica", fontsize="11", nodesep="0.15", ranksep="0.25")
+    g.attr(size=f"{MAX_WIDTH_IN},100")
     g.attr("node", fontname="Helvetica", fontsize="10")
     if title:
         g.attr(label=title, labelloc="t", fontsize="14")

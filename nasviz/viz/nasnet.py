@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from nasviz.spaces.nasnet import CELL_TYPES, NasnetGenotype, scheduled_drop_path_prob, state_name
-from nasviz.viz.cells import FAMILY_COLORS, _digraph_class, op_family
+from nasviz.viz.cells import FAMILY_COLORS, MAX_WIDTH_IN, _digraph_class, op_family
 
 _INPUT_FILL = "#d6eaf8"
 _OP_FILL = "#ffffff"
@@ -48,6 +48,7 @@ def nasnet_cell_graph(
     """One NASNet cell as a graphviz.Digraph (shows inline in Jupyter)."""
     g = _digraph_class()(name=f"nasnet_{cell}")
     g.attr(rankdir="TB", label=title or f"{cell} cell", labelloc="t", fontsize="14")
+    g.attr(size=f"{MAX_WIDTH_IN},100")  # scaled down to a notebook column, never cut off
     _add_cell(g, genotype, cell, f"{cell}_")
     return g
 
@@ -55,7 +56,7 @@ def nasnet_cell_graph(
 def nasnet_graph(genotype: NasnetGenotype, title: str | None = None) -> Any:
     """Both NASNet cells side by side as one graphviz.Digraph."""
     g = _digraph_class()(name="nasnet")
-    g.attr(rankdir="TB", fontsize="14")
+    g.attr(rankdir="TB", fontsize="14", size=f"{MAX_WIDTH_IN},100")  # fits a notebook column
     if title:
         g.attr(label=title, labelloc="t")
     for cell in CELL_TYPES:
