@@ -152,9 +152,14 @@ class Config(metaclass=_ConfigMeta):
         for name in names:
             if name not in known:
                 raise ConfigError(
-                    f"unknown {cls.label} option {name!r}{suggest(name, known)}; "
+                    f"unknown {cls.option_label()} option {name!r}{suggest(name, known)}; "
                     f"options: {', '.join(known)}"
                 )
+
+    @classmethod
+    def option_label(cls) -> str:
+        """How messages name this config's options ("retrain", "darts search" ...)."""
+        return cls.label
 
     def validate(self) -> None:
         """Check every field's type, range and finiteness, then the config's own `check`."""

@@ -14,7 +14,6 @@ few steps, for notebooks in CI); `preset(method, name, **overrides)` reads them 
 
 from __future__ import annotations
 
-import typing
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -56,15 +55,8 @@ class SearchConfig(Config):
         check_dataset_and_device(self.dataset, self.device)
 
     @classmethod
-    def check_names(cls, names: typing.Iterable[str]) -> None:
-        """ConfigError for any name that is not a field of this method's config."""
-        known = cls.field_names()
-        for name in names:
-            if name not in known:
-                raise ConfigError(
-                    f"unknown {cls.method} search option {name!r}{suggest(name, known)}; "
-                    f"options: {', '.join(known)}"
-                )
+    def option_label(cls) -> str:
+        return f"{cls.method} search"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, with the method and the config format."""
