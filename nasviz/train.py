@@ -183,6 +183,7 @@ class RetrainResult:
     test_loss: float
     params: int  # without the auxiliary head, as the papers count them
     out: Path | None
+    test_images: int = 0  # how many test images test_acc counts (its binomial noise)
 
 
 Callback = Callable[[dict[str, Any]], Any]
@@ -395,6 +396,7 @@ class Retrainer:
             test_loss=last.get("test_loss", float("nan")),
             params=count_parameters(self.model),
             out=self.out,
+            test_images=len(self.test_loader.data),
         )
 
     # ------------------------------------------------------------------ checkpoints

@@ -105,6 +105,10 @@ _LAYOUT_LIMITS = (3, 3, 3, 2, 2, 4, 4, 4, 4, 4)
 _REPEATS = ((1, 1, 1, 1), (1, 1, 1, 1), (1, 1, 1, 2), (1, 1, 1, 1), (1, 1, 1, 1))
 
 
+# Below this input size a path is reported at ImageNet's 224 px (`CreamPath.reference_networks`).
+MIN_IMAGENET_RESOLUTION = 32
+
+
 def _timm() -> Any:
     """timm's EfficientNet blocks and builder helpers (imported on first network build)."""
     from timm.models import _efficientnet_blocks as blocks
@@ -812,10 +816,15 @@ class CreamPath:
         return CreamNetwork(self, space, dropout=dropout)
 
     def reference_networks(self) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
-        """The network `nasviz info` reports: ImageNet, 1000 classes, at the path's resolution."""
-        r = self.resolution
+        """The network `nasviz info` reports: ImageNet, 1000 classes, at the path's resolution.
+
+        A path searched on small images (the 8 px digits of quick mode) is reported at ImageNet
+        scale, 224 px: at 8 px an ImageNet network means nothing.
+        """
+        r = self.resolution if self.resolution >= MIN_IMAGENET_RESOLUTION else 224
         net = self.build_network(num_classes=1000, image_size=r)
-        return [(f"ImageNet at {r} px (1000 classes)", net, (1, 3, r, r))]
+        note = "" if r == self.resolution else f"; searched at {self.resolution} px"
+        return [(f"ImageNet at {r} px (1000 classes{note})", net, (1, 3, r, r))]
 
     def graph(self, title: str | None = None) -> Any:
         """A block diagram per layer (kernel, expansion, channels, stride), with graphviz."""

@@ -21,6 +21,12 @@ KERNEL_COLORS: dict[int, str] = {3: "#c6dbef", 5: "#6baed6", 7: "#2171b5"}
 _FIXED = "#e5e5e5"
 
 
+def _stage_label(s: int, chs: int) -> str:
+    """'stage 2: 40 ch', with the official width beside a scaled one ('16 ch (24 at width 1)')."""
+    scaled = "" if chs == STAGE_CHANNELS[s] else f" ({STAGE_CHANNELS[s]} at width 1)"
+    return f"stage {s + 1}: {chs} ch{scaled}"
+
+
 def _box(g: Any, node: str, label: str, fill: str = _FIXED, **attrs: str) -> None:
     g.node(node, label, shape="box", style="rounded,filled", fillcolor=fill, **attrs)
 
@@ -52,7 +58,7 @@ def path_graph(
     prev = "first"
     for s, stage in enumerate(path.stages):
         with g.subgraph(name=f"cluster_stage{s}") as c:
-            c.attr(label=f"stage {s + 1}: {STAGE_CHANNELS[s]} ch", style="dashed", color="#888888")
+            c.attr(label=_stage_label(s, stage_chs[s]), style="dashed", color="#888888")
             for i, choice in enumerate(stage):
                 kernel, expansion = CHOICES[choice]
                 stride = stage_strides[s] if i == 0 else 1
