@@ -62,6 +62,14 @@ def test_reference_network_is_imagenet_at_the_path_resolution():
     assert logits.shape == (1, 1000) and aux is None
 
 
+def test_a_path_found_on_8px_digits_is_reported_at_imagenet_scale():
+    path = CreamSpace.digits().random_path(torch.Generator().manual_seed(0), (0.0, 100.0))
+    ((desc, _, shape),) = path.reference_networks()
+    assert (
+        shape == (1, 3, 224, 224) and desc == "ImageNet at 224 px (1000 classes; searched at 8 px)"
+    )
+
+
 def test_official_supernet_parameter_count():
     space = CreamSpace.for_flops(0, 600)
     assert space.depths == (4, 4, 5, 4, 4) and space.image_size == 224
