@@ -1,9 +1,10 @@
-"""The `nasviz` command: search, retrain, info, plot.
+"""The `nasviz` command: search, retrain, compare, info, plot.
 
 nasviz search pc-darts --dataset digits --preset quick --out runs/pc-darts
 nasviz retrain --genotype runs/pc-darts/genotype.json --dataset digits --preset quick --out runs/retrain
 nasviz info --genotype pc_darts
 nasviz plot runs/pc-darts
+nasviz compare --methods darts,pc-darts,snas,nasnet,cream --dataset digits --seeds 3 --random 8 --out runs/cmp
 """
 
 from __future__ import annotations
@@ -114,6 +115,48 @@ def _retrain_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _compare_parser(sub: argparse._SubParsersAction) -> None:
+    from nasviz.compare.config import ALL_METHODS, BUDGETS, CompareConfig
+    from nasviz.search.config import PRESETS
+
+    defaults = CompareConfig.__dataclass_fields__
+    p = sub.add_parser(
+        "compare",
+        help="compare search methods on one split and one budget, against random architectures",
+        description="Search with each method and seed on the same dataset, split and budget, "
+        "retrain every result and a random baseline of each search space with the same "
+        "retraining; print the table and write CSV files and plots into --out. Finished runs "
+        "in --out are reused, an interrupted comparison continues where it stopped.",
+    )
+    p.add_argument(
+        "--methods", default=ALL_METHODS, help=f"comma-separated (default {ALL_METHODS})"
+    )
+    p.add_argument("--dataset", default="digits")
+    p.add_argument(
+        "--preset", default="quick", choices=PRESETS, help="every method's search preset"
+    )
+    p.add_argument(
+        "--seeds", type=int, default=defaults["seeds"].default, help="searches per method"
+    )
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument(
+        "--random", type=int, default=defaults["random"].default,
+        help="random architectures per search space (0: no baseline)",
+    )  # fmt: skip
+    p.add_argument("--budget", default="images", choices=BUDGETS,
+                   help="images: the same training images per search; seconds: the same wall clock")  # fmt: skip
+    p.add_argument("--budget-value", type=float, default=None,
+                   help="images or seconds per search (default: what the first method's preset spends)")  # fmt: skip
+    p.add_argument("--val-portion", type=float, default=defaults["val_portion"].default,
+                   help="held-out share of the training data, the same for every search")  # fmt: skip
+    p.add_argument("--retrain-preset", default="quick", choices=PRESETS)
+    p.add_argument("--retrain-epochs", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root", default="data")
+    p.add_argument("--out", required=True, help="folder of every run, the CSV files and the plots")
+    p.add_argument("--no-progress", action="store_true", help="no per-run progress bars")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a "did you mean" for a misspelt flag (``--epcohs`` -> ``--epochs``)."""
 
@@ -148,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _search_parser(sub)
     _retrain_parser(sub)
+    _compare_parser(sub)
     p = sub.add_parser("info", help="parameters and FLOPs of a genotype at the CIFAR eval config")
     p.add_argument("--genotype", help="a built-in name or a genotype.json")
     p.add_argument("--list", action="store_true", help="list the built-in genotypes")
@@ -232,6 +276,39 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from nasviz.compare import CompareConfig, run_comparison, save_results
+    from nasviz.compare.table import display_frame, reading
+
+    config = CompareConfig.create(
+        methods=args.methods, dataset=args.dataset, data_root=args.data_root, preset=args.preset,
+        seeds=args.seeds, first_seed=args.first_seed, random=args.random, budget=args.budget,
+        budget_value=args.budget_value, val_portion=args.val_portion,
+        retrain_preset=args.retrain_preset, retrain_epochs=args.retrain_epochs, out=args.out,
+        device=args.device,
+    )  # fmt: skip
+    comparison = run_comparison(config, progress=not args.no_progress)
+    paths = save_results(comparison)
+    frame = display_frame(comparison.frame())
+    with _pandas_wide():
+        print("\nper method and seed:")
+        print(frame.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        print("\nper method (means over seeds):")
+        print(comparison.summary().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print("\nreading:")
+    for line in reading(comparison.summary(), comparison.frame()):
+        print(f"  {line}")
+    print(f"\nbudget: {comparison.budget.describe()}")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _pandas_wide() -> Any:
+    import pandas as pd
+
+    return pd.option_context("display.width", 250, "display.max_columns", 40)
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from nasviz.resources import cost_report
 
@@ -263,9 +340,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `nasviz` command; user errors print one clear line and exit 2."""
     args = build_parser().parse_args(argv)
-    handler = {"search": cmd_search, "retrain": cmd_retrain, "info": cmd_info, "plot": cmd_plot}[
-        args.command
-    ]
+    handler = {
+        "search": cmd_search, "retrain": cmd_retrain, "compare": cmd_compare, "info": cmd_info,
+        "plot": cmd_plot,
+    }[args.command]  # fmt: skip
     try:
         return handler(args)
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as exc:

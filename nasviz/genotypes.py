@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import random
 import reprlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -296,6 +297,38 @@ def group_nodes(edges: Sequence[Edge], edge_all: bool) -> list[list[Edge]]:
         groups.append(edges[start : start + 2 + i])
         start += 2 + i
     return groups
+
+
+def random_genotype(
+    rng: random.Random, steps: int = 4, primitives: Sequence[str] = PRIMITIVES
+) -> Genotype:
+    """A genotype drawn uniformly from the DARTS derivation space (the random-search baseline).
+
+    Per cell and intermediate node: 2 distinct inputs among the node's predecessors, each with an
+    op drawn uniformly among ``primitives`` other than none (what the DARTS rule can derive).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    ops = [p for p in primitives if p != "none"]
+    if not ops:
+        raise ValueError(f"no op other than none in {list(primitives)}")
+    cells = {}
+    for cell in CELL_TYPES:
+        edges: list[Edge] = []
+        for i in range(steps):
+            for j in sorted(rng.sample(range(i + 2), 2)):
+                edges.append((rng.choice(ops), j))
+        cells[cell] = tuple(edges)
+    concat = tuple(range(2, steps + 2))
+    return Genotype(cells["normal"], concat, cells["reduce"], concat)
+
+
+def random_genotypes(n: int, seed: int = 0, steps: int = 4) -> list[Genotype]:
+    """``n`` genotypes from `random_genotype` with one seeded stream (the same seed, the same cells)."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    rng = random.Random(seed)
+    return [random_genotype(rng, steps) for _ in range(n)]
 
 
 def validate(genotype: Genotype, *, allowed_ops: Iterable[str] | None = None) -> None:

@@ -116,6 +116,14 @@ _QUICK: dict[str, Any] = dict(
 _SMOKE: dict[str, Any] = dict(epochs=2, max_steps_per_epoch=3)
 
 
+# NASNet cells: ``layers`` is N normal cells per stage (3N + 2 cells in all). Paper: the NASNet-A
+# CIFAR-10 network (N=6, 32 filters); quick/smoke: N=2, the 8 cells of the quick DARTS network.
+_NASNET: dict[str, dict[str, Any]] = {
+    "paper": dict(C=32, layers=6),
+    "quick": dict(layers=2),
+    "smoke": dict(layers=2),
+}
+
 #: Fields added after the first checkpoints were written, with the value those runs used.
 _ADDED_FIELDS: dict[str, Any] = dict(
     optimizer="sgd", opt_eps=1e-2, ema_decay=0.0, randaugment="", label_smoothing=0.0
@@ -169,6 +177,8 @@ def retrain_preset(name: str = "quick", kind: str | None = None, **overrides: An
         values.update(_QUICK)
         if name == "smoke":
             values.update(_SMOKE)
+    if kind == "nasnet":  # a NASNet cell's `layers` is N cells per stage, not the total
+        values.update(_NASNET[name])
     return RetrainConfig.create(**values).replace(**overrides)
 
 

@@ -126,6 +126,30 @@ class Search:
         """The method's own state for exact resume (override)."""
         return {}
 
+    # ------------------------------------------------------------------ comparison hooks
+    #: The search space's name: methods with the same name share one random baseline
+    #: (`nasviz.compare`); DARTS, PC-DARTS and SNAS all search the DARTS cell space.
+    space_name = "base"
+
+    def images_per_iteration(self) -> int:
+        """Training images one iteration pushes through weights being trained (override).
+
+        A batch step for a supernet; a controller update trains whole child networks.
+        """
+        return self.config.batch_size
+
+    def random_architectures(self, n: int, seed: int) -> list[Architecture]:
+        """``n`` architectures drawn uniformly from this search's space (random baseline)."""
+        raise NotImplementedError(f"{self.method} has no random sampler of its space")
+
+    def subnet_gap(self) -> dict[str, float]:
+        """Before retraining: ``supernet_acc`` and ``child_acc`` of the derived architecture.
+
+        Weight-sharing methods: the child evaluated with the supernet's weights (no retraining);
+        a method without a supernet gives its own score of the child (NASNet: the reward).
+        """
+        return {}
+
     def load_method_state(self, state: dict[str, Any]) -> None:
         """Restore `method_state` (override)."""
 

@@ -280,6 +280,32 @@ class NasnetSearch(Search):
             return self.controller.greedy()
         return NasnetGenotype.from_dict(top[0]["architecture"])
 
+    # ------------------------------------------------------------------ comparison hooks
+    space_name = "nasnet-cell"
+
+    def images_per_iteration(self) -> int:
+        """Training images of one update: M children, each trained child_epochs on the split."""
+        from nasviz.search.children import validation_split
+
+        cfg = self.config
+        if isinstance(self.job_fn, TrainOn):
+            n = len(self.job_fn.train_data)
+        else:
+            n = len(validation_split(cfg.dataset, cfg.data_root, cfg.download, cfg.val_portion)[0])
+        steps = math.ceil(n / cfg.batch_size)
+        if cfg.child_max_steps:
+            steps = min(steps, cfg.child_max_steps)
+        return cfg.children * cfg.child_epochs * steps * cfg.batch_size
+
+    def random_architectures(self, n: int, seed: int) -> list[NasnetGenotype]:
+        """``n`` cells drawn uniformly from the block space (`random_genotypes`)."""
+        return random_genotypes(self.space, n, seed)
+
+    def subnet_gap(self) -> dict[str, float]:
+        """No supernet: ``child_acc`` is the derived child's reward (its short training's score)."""
+        top = self.top_cells(1)
+        return {"child_acc": float(top[0]["reward"]) if top else math.nan}
+
     def rewards(self) -> list[float]:
         """Every child's reward, in sampling order (duplicates included, as the controller saw)."""
         return [s["reward"] for s in self.scored]

@@ -216,6 +216,22 @@ class SupernetSearch(Search):
         """Method-specific scalars recorded with each epoch (override)."""
         return {}
 
+    # ------------------------------------------------------------------ comparison hooks
+    space_name = "darts-cell"
+
+    def random_architectures(self, n: int, seed: int) -> list[Genotype]:
+        """``n`` DARTS cells drawn uniformly (`nasviz.genotypes.random_genotype`)."""
+        from nasviz.genotypes import random_genotypes
+
+        return random_genotypes(n, seed, self.config.steps)
+
+    def subnet_gap(self) -> dict[str, float]:
+        """Supernet and derived child (one-hot op weights, inherited weights) validation accuracy."""
+        from nasviz.search.child import child_accuracy
+
+        gap = child_accuracy(self)
+        return {"supernet_acc": gap["supernet_acc"], "child_acc": gap["child_acc"]}
+
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast on CUDA when enabled, otherwise a no-op."""
