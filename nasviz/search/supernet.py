@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz import loop
+from nasviz.bn_calibration import CALIBRATION_IMAGES, recalibrated_bn
 from nasviz.data import DeviceLoader, ImageDataset, load_dataset, search_split
 from nasviz.genotypes import Genotype
 from nasviz.history import darts_groups
@@ -145,6 +146,12 @@ class SupernetSearch(Search):
             val_data, cfg.batch_size, train=True, seed=cfg.seed + 1, **kw
         )
         self.eval_loader = DeviceLoader(val_data, 2 * cfg.batch_size, train=False, **kw)
+        # BN recalibration before each evaluation: the same first training images every time
+        # (no augmentation), so a resumed search measures exactly what an uninterrupted one does
+        first = torch.arange(min(len(train_data), CALIBRATION_IMAGES))
+        self.calibration_loader = DeviceLoader(
+            train_data.subset(first), 2 * cfg.batch_size, train=False, drop_last=False, **kw
+        )
 
     def _channels_last(self) -> bool:
         return self.config.channels_last and self.device.type == "cuda"
@@ -263,10 +270,17 @@ class SupernetSearch(Search):
     def evaluate(
         self, loader: DeviceLoader | None = None, model: nn.Module | None = None
     ) -> tuple[float, float]:
-        """(loss, accuracy) of the supernet (or ``model``) on the validation split, eval-mode BN."""
-        return loop.evaluate(
-            model or self.model, loader or self.eval_loader, self.device, self.config.amp
-        )
+        """(loss, accuracy) of the supernet (or ``model``) on the validation split, eval-mode BN.
+
+        BN statistics are first recomputed from training images (`recalibrated_bn`; restored
+        afterwards): a short search's running averages lag the weights and would put the
+        measured accuracy at chance.
+        """
+        net = model or self.model
+        batches = iter(self.calibration_loader)  # one whole pass over its images
+        n = len(self.calibration_loader.data)
+        with recalibrated_bn(net, batches, self.device, self.config.amp, max_images=n):
+            return loop.evaluate(net, loader or self.eval_loader, self.device, self.config.amp)
 
     # ------------------------------------------------------------------ checkpoints
     def method_state(self) -> dict[str, Any]:
