@@ -134,7 +134,8 @@ def test_alpha_evolution_has_one_panel_per_edge_and_one_line_per_op(history) -> 
     assert len(fig.axes) == 14
     assert all(len(_choice_lines(ax, list(PRIMITIVES))) == 8 for ax in fig.axes)
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles[:2] == ["c_{k-2} → 0", "c_{k-1} → 0"] and titles[-1] == "2 → 3"
+    # real subscripts: matplotlib mathtext, not the literal "c_{k-2}"
+    assert titles[:2] == ["$c_{k-2}$ → 0", "$c_{k-1}$ → 0"] and titles[-1] == "2 → 3"
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(PRIMITIVES)
     # panels are laid out one row per node: 2, 3, 4, 5 incoming edges
     rows = [ax.get_subplotspec().rowspan.start for ax in fig.axes]
@@ -175,7 +176,7 @@ def test_heatmap_is_annotated_and_labelled(history) -> None:
     ax = fig.axes[0]
     assert len(ax.texts) == 14 * 8
     assert [t.get_text() for t in ax.get_xticklabels()] == list(PRIMITIVES)
-    assert ax.get_yticklabels()[0].get_text() == "c_{k-2} → 0"
+    assert ax.get_yticklabels()[0].get_text() == "$c_{k-2}$ → 0"
     assert ax.texts[0].get_text() == f"{history.group_series('alpha/normal')[1][3, 0, 0]:.2f}"
     assert "epoch 3" in ax.get_title()
     with pytest.raises(ValueError, match="epoch 99"):
@@ -188,7 +189,9 @@ def test_beta_group_has_one_panel_per_node_and_skips_missing_inputs(history) -> 
     states = ["c_{k-2}", "c_{k-1}", "0", "1", "2"]
     assert [len(_choice_lines(ax, states)) for ax in fig.axes] == [2, 3, 4, 5]
     assert fig.axes[0].get_title() == "node 0"
-    assert [t.get_text() for t in fig.legends[0].get_texts()] == states
+    # the legend draws c_{k-2} with a real subscript (mathtext), not the literal braces
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["$c_{k-2}$", "$c_{k-1}$", "0", "1", "2"]
     heat = evolution.plot_group_heatmap(history, "beta/normal").axes[0]
     assert len(heat.texts) == 2 + 3 + 4 + 5  # NaN cells are blank, not annotated
     with pytest.raises(ValueError, match="no betas.*PC-DARTS"):
@@ -205,6 +208,20 @@ def test_entropy_is_normalized_per_group(history) -> None:
     expected = (-(probs * np.log(probs)).sum(-1) / np.log(8)).mean(axis=1)
     np.testing.assert_allclose(mean, expected)
     assert ax.get_ylim()[1] > 1.0  # a line at 1 does not sit on the frame
+
+
+def test_entropy_axis_zooms_onto_a_short_search() -> None:
+    """Entropies just below 1 are not drawn on the top frame of a 0..1 axis."""
+    h = SearchHistory("darts")
+    h.declare_group("g", ["r0", "r1"], ["a", "b", "c", "d"])
+    for epoch, p in enumerate([0.25, 0.26, 0.27]):  # nearly uniform: entropy 1 .. ~0.999
+        rest = (1 - p) / 3
+        h.log(epoch, epoch, groups={"g": [[p, rest, rest, rest]] * 2})
+    ax = evolution.plot_entropy(h).axes[0]
+    _, hn = evolution.group_entropy(h, "g")
+    lo, hi = ax.get_ylim()
+    assert 0.99 < lo < float(np.nanmin(hn)) and 1.0 < hi < 1.01
+    assert evolution._entropy_ylim(0.1) == (0.0, pytest.approx(1.072))  # far from 1: all of it
 
 
 def test_entropy_legend_lists_only_drawn_groups() -> None:
@@ -228,6 +245,18 @@ def test_stability_marks_argmax_changes() -> None:
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["r0", "r1"]
     assert [t.get_text() for t in ax.texts] == ["b (since 3)", "a (since 4)"]
+    # ticks only at the epochs there are (the axis extends right for the text column)
+    assert list(fig.axes[-1].get_xticks()) == [0, 1, 2, 3, 4]
+
+
+def test_stability_labels_have_real_subscripts() -> None:
+    h = SearchHistory("pc-darts")
+    h.declare_group("beta/normal", ["c_{k-2} → 0", "0 → 1"], ["c_{k-1}", "x"])
+    for epoch, p in enumerate([0.3, 0.7]):
+        h.log(epoch, epoch, groups={"beta/normal": [[p, 1 - p], [p, 1 - p]]})
+    ax = evolution.plot_stability(h).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["$c_{k-2}$ → 0", "0 → 1"]
+    assert ax.texts[0].get_text() == "$c_{k-1}$ (since 1)"
 
 
 def test_stability_a_tie_is_no_choice_yet() -> None:

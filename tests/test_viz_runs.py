@@ -1,11 +1,14 @@
 """RunList tables and duplicates; cached_search reads a finished run back instead of rerunning."""
 
+import re
+
 import pytest
 
 pytest.importorskip("pandas")
 
 from nasviz.search import preset  # noqa: E402
 from nasviz.viz.runs import (  # noqa: E402
+    CELL_STYLE,
     RunList,
     cached_run,
     cached_run_dir,
@@ -61,6 +64,15 @@ def test_duplicates_are_marked_and_tables_are_dataframes(data):
     frame = runs.to_dataframe()
     assert list(frame.index) == labels and "val acc" in frame.columns
     assert "<table" in runs.to_html() and labels[1] in runs.to_html()
+    # numbers rounded to what each column can show; every HTML cell padded (widgets get no CSS)
+    acc = frame["val acc"].tolist()
+    assert acc == [round(a, 3) for a in acc] and frame["s/epoch"].tolist() == [
+        round(v, 2) for v in frame["s/epoch"]
+    ]
+    html = runs.to_html()
+    for tag in ("td", "th"):
+        cells = re.findall(rf"<{tag}[ >][^>]*>", html)
+        assert cells and all(f'style="{CELL_STYLE}"' in c for c in cells)
     fig = runs.plot_overlay("val_acc")
     lines = fig.axes[0].get_lines()
     assert [ln.get_linestyle() for ln in lines] == ["-", "--", "-"]

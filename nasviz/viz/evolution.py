@@ -67,6 +67,12 @@ def _epoch_axis(ax: Axes, x: np.ndarray, label: str = "epoch") -> None:
     ax.set_xlabel(label, fontsize=8)
 
 
+def _ticks_within(ax: Axes, first: float, last: float) -> None:
+    """Keep only the x ticks in [first, last] (the axis may extend past the data, e.g. for text)."""
+    ticks = [t for t in ax.get_xticks() if first - 1e-9 <= t <= last + 1e-9]
+    ax.set_xticks(ticks)
+
+
 def _column_colors(cols: Sequence[str]) -> list[str]:
     """The shared op colors when they tell the columns apart, else a qualitative colormap."""
     from matplotlib import colormaps
@@ -189,7 +195,7 @@ def plot_group_evolution(
             _epoch_axis(ax, x)
     ordered = [col for col in cols if col in handles]
     fig.legend(
-        [handles[c] for c in ordered], ordered, loc="outside lower center",
+        [handles[c] for c in ordered], [math_label(c) for c in ordered], loc="outside lower center",
         ncol=len(ordered) if len(ordered) <= 8 else -(-len(ordered) // 2), fontsize=8,
     )  # fmt: skip
     note = " (dotted: uniform)" if scale == "data" else ""
@@ -246,6 +252,18 @@ def group_entropy(history: SearchHistory, group: str, kind: str = "epoch") -> tu
     return x, entropy(values, normalized=True)
 
 
+def _entropy_ylim(low: float) -> tuple[float, float]:
+    """y limits from the lowest entropy drawn up to the uniform line at 1, with a margin.
+
+    A short search stays just below 1 (e.g. 0.98..1): a fixed 0..1 axis would draw its lines on
+    the top frame, so the axis zooms onto the data; the line at 1 always stays inside.
+    """
+    low = min(max(low, 0.0), 1.0)
+    pad = max(0.08 * (1.0 - low), 1e-3)
+    bottom = max(low - pad, 0.0) if low > 0.2 else 0.0  # far from 1: show the whole range
+    return bottom, 1.0 + pad
+
+
 def plot_entropy(
     history: SearchHistory, kind: str = "epoch", groups: Sequence[str] | None = None
 ) -> Figure:
@@ -256,6 +274,7 @@ def plot_entropy(
     fig = _figure(6.8, 3.9)
     ax = fig.add_subplot()
     x_all: list[np.ndarray] = []
+    y_low: list[float] = []
     for name in names:
         x, h = group_entropy(history, name, kind)  # [T], [T, R]
         decided = np.isfinite(h).any(axis=1)  # rows with >= 2 choices exist at this time
@@ -267,10 +286,11 @@ def plot_entropy(
         (line,) = ax.plot(x, mean, lw=2, label=name, **_line_style(len(x)))
         ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15, lw=0)
         x_all.append(x)
+        y_low.append(float(np.nanmin(lo)))
     if not x_all:
         raise ValueError(f"groups {names} have no row with two or more available choices")
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="uniform")
-    ax.set_ylim(0.0, 1.08)  # headroom: a line at 1 stays visible, not on the frame
+    ax.set_ylim(*_entropy_ylim(min(y_low)))
     _epoch_axis(ax, np.concatenate(x_all))
     ax.set_ylabel("entropy / log(#choices)")
     ax.grid(alpha=0.3)
@@ -317,9 +337,9 @@ def _draw_stability(ax: Axes, history: SearchHistory, group: str, kind: str) -> 
         width = max(last - stable_from, 0.02 * span)
         ax.barh(r, width, left=stable_from, height=0.32, color="#2ca02c", alpha=0.7, zorder=2)
         ax.plot(epochs, [r] * len(epochs), "|", color="#d62728", ms=11, mew=2, zorder=3)
-        final = spec["cols"][best[-1, r]] if best[-1, r] >= 0 else "(tied)"
+        final = math_label(spec["cols"][best[-1, r]]) if best[-1, r] >= 0 else "(tied)"
         ax.text(last + 0.04 * span, r, f"{final} (since {stable_from:g})", fontsize=7, va="center")
-    ax.set_yticks(range(len(spec["rows"])), spec["rows"], fontsize=7)
+    ax.set_yticks(range(len(spec["rows"])), [math_label(r) for r in spec["rows"]], fontsize=7)
     ax.set_ylim(len(spec["rows"]) - 0.4, -0.6)
     ax.set_xlim(first - 0.03 * span, last + 0.45 * span)  # room for the final-choice text
     ax.set_title(spec["title"], fontsize=9, loc="left")
@@ -338,7 +358,9 @@ def plot_stability(
     for ax, name in zip(axes, names, strict=True):
         _group_data(history, name, kind)  # clear error for a group without records
         _draw_stability(ax, history, name, kind)
-    _epoch_axis(axes[-1], history.group_series(names[-1], kind)[0])
+    x = np.concatenate([history.group_series(g, kind)[0] for g in names])
+    _epoch_axis(axes[-1], x)
+    _ticks_within(axes[-1], float(x.min()), float(x.max()))  # the text column has no epochs
     fig.suptitle(f"{history.method}: most likely choice per row (red = changed)")
     return fig
 

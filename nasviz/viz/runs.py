@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,17 +149,30 @@ class RunRecord:
         return row
 
 
+#: Decimals each measured column can show (3 for an accuracy on a few hundred images, ...).
+DECIMALS: dict[str, int] = {
+    "val_acc": 3, "seconds_per_epoch": 2, "peak_memory_mb": 0, "images_per_second": 1,
+}  # fmt: skip
+#: Padding of the HTML table's cells: a widget's HTML gets none of the notebook's table style.
+CELL_STYLE = "padding: 2px 10px; text-align: right; white-space: nowrap;"
+
+
 def _cell(key: str, value: Any) -> str:
     """A table value as text."""
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
-        formats = {"val_acc": ".3f", "peak_memory_mb": ".0f", "images_per_second": ".1f",
-                   "seconds_per_epoch": ".2f"}  # fmt: skip
-        return format(value, formats.get(key, "g"))
+        return format(value, f".{DECIMALS[key]}f" if key in DECIMALS else "g")
     if key == "params":
         return f"{value / 1e6:.2f}M"
     return str(value)
+
+
+def _rounded(key: str, value: Any) -> Any:
+    """A numeric table value rounded to what its column can show (`DECIMALS`)."""
+    if isinstance(value, float) and key in DECIMALS and math.isfinite(value):
+        return round(value, DECIMALS[key])
+    return value
 
 
 class RunList:
@@ -241,7 +255,9 @@ class RunList:
         keys = self._columns(rows)
         data = [
             {
-                COLUMNS.get(k, k): (_cell(k, row.get(k, "")) if formatted else row.get(k))
+                COLUMNS.get(k, k): (
+                    _cell(k, row.get(k, "")) if formatted else _rounded(k, row.get(k))
+                )
                 for k in keys
             }
             for row in rows
@@ -250,12 +266,18 @@ class RunList:
         return frame.set_index(COLUMNS["label"]) if rows else frame
 
     def to_html(self) -> str:
-        """The table as HTML (pandas' DataFrame table; a placeholder line when there are no runs)."""
+        """The table as HTML (pandas' DataFrame table; a placeholder line when there are no runs).
+
+        Every cell carries `CELL_STYLE` inline: in a widget (the search panel) the notebook's
+        table style does not apply, and without padding the columns run into each other.
+        """
         if not self.records:
             return "<p><i>no runs yet</i></p>"
-        return self.to_dataframe(formatted=True).to_html(
+        html = self.to_dataframe(formatted=True).to_html(
             classes="dataframe nasviz-runs", border=0, escape=True
         )
+        html = re.sub(r"<(t[dh])(?=[ >])", rf'<\1 style="{CELL_STYLE}"', html)
+        return html.replace("<table", '<table style="border-collapse: collapse;"', 1)
 
     def _repr_html_(self) -> str:
         return self.to_html()
