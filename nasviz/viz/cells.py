@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasviz.genotypes import Genotype
+from nasviz.genotypes import Genotype, removed_nodes  # noqa: F401 (removed_nodes: re-exported)
 
 if TYPE_CHECKING:
     import graphviz
@@ -155,16 +155,6 @@ def check_dot() -> None:
 
 
 # ------------------------------------------------------------------------------ building graphs
-
-
-def removed_nodes(genotype: Genotype, cell: str = "normal") -> set[int]:
-    """Intermediate nodes (0-based) with no live input: all edges 'none' or from removed nodes."""
-    removed: set[int] = set()
-    for i, node in enumerate(genotype.nodes(cell)):
-        live = [inp for op, inp in node if op != "none" and not (inp >= 2 and inp - 2 in removed)]
-        if not live:
-            removed.add(i)
-    return removed
 
 
 def state_html(state: int) -> str:
