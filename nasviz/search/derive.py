@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from nasviz.genotypes import PRIMITIVES, Genotype
+from nasviz.spaces.darts import normalize_edges
 
 ArrayLike = torch.Tensor | np.ndarray | Sequence[Sequence[float]]
 
@@ -45,13 +46,9 @@ def _num_nodes(n_edges: int) -> int:
 
 
 def normalize_betas(beta: ArrayLike) -> np.ndarray:
-    """Softmax of raw betas over each node's incoming edges -> [edges]."""
-    b = _np(beta)
-    out, start = np.empty_like(b), 0
-    for i in range(_num_nodes(len(b))):
-        out[start : start + i + 2] = softmax(b[start : start + i + 2])
-        start += i + 2
-    return out
+    """Softmax of raw betas over each node's incoming edges -> [edges] (`normalize_edges`)."""
+    b = torch.as_tensor(_np(beta), dtype=torch.float64)
+    return normalize_edges(b, _num_nodes(len(b))).numpy()
 
 
 def parse_cell(
