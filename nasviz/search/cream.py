@@ -50,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz import loop
+from nasviz.bn_calibration import CALIBRATION_IMAGES, recalibrated_bn
 from nasviz.data import (
     DatasetInfo,
     DeviceLoader,
@@ -258,6 +259,13 @@ class CreamSearch(Search):
             DeviceLoader(val_data, cfg.batch_size, train=True, seed=cfg.seed + 1, **kw)
         )
         self.eval_loader = DeviceLoader(val_data, 2 * cfg.batch_size, train=False, **kw)
+        # A path's BN statistics, recomputed before it is evaluated (as SPOS does): the running
+        # averages are shared by all paths and fit none. The same first training images every
+        # time, so a resumed search measures what an uninterrupted one does.
+        first = torch.arange(min(len(train_data), CALIBRATION_IMAGES))
+        self.calibration_loader = DeviceLoader(
+            train_data.subset(first), 2 * cfg.batch_size, train=False, drop_last=False, **kw
+        )
 
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -352,9 +360,15 @@ class CreamSearch(Search):
         return {**means, "val_loss": val_loss, "val_acc": val_acc, "lr": lr}
 
     def evaluate(self, path: CreamPath) -> tuple[float, float]:
-        """(loss, accuracy) of ``path`` with the supernet's weights on the validation split."""
+        """(loss, accuracy) of ``path`` with the supernet's weights on the validation split.
+
+        BN statistics are those of ``path`` on training images (`recalibrated_bn`; the
+        supernet's own running statistics are restored afterwards).
+        """
         model = _PathModel(self.supernet, path)
-        return loop.evaluate(model, self.eval_loader, self.device, self.config.amp)
+        amp, n = self.config.amp, len(self.calibration_loader.data)
+        with recalibrated_bn(model, iter(self.calibration_loader), self.device, amp, max_images=n):
+            return loop.evaluate(model, self.eval_loader, self.device, amp)
 
     def snapshot(self, *, step: bool = False) -> dict[str, Any]:
         groups = {BOARD_GROUP: self.board.choice_frequencies()} if len(self.board) else {}
