@@ -5,9 +5,10 @@ import shutil
 import pytest
 import torch
 
-from nasviz import architectures
+from nasviz import architectures, loop
 from nasviz.cli import build_parser, search_overrides
 from nasviz.data import load_dataset
+from nasviz.search import cream as cream_search
 from nasviz.search import create_search, preset, run_search
 from nasviz.search.config import ConfigError
 from nasviz.search.cream import BOARD_GROUP, CreamSearch, config_space
@@ -86,6 +87,21 @@ def test_no_kd_is_plain_uniform_sampling(digits):
     last = result.history.last()
     assert last["extra"]["kd_steps"] == 0 and last["extra"]["meta_updates"] == 0
     assert "train_kd" not in last["metrics"] and last["extra"]["board_size"] >= 1
+
+
+def test_a_path_is_evaluated_with_its_own_bn_statistics(digits):
+    """evaluate() recomputes BN statistics for the path and restores the supernet's own."""
+    search = create_search(_tiny(kd=False), train_data=digits)
+    search.run(progress=False)
+    before = {k: v.clone() for k, v in search.supernet.state_dict().items()}
+    path = search.derive()
+    loss, acc = search.evaluate(path)
+    after = search.supernet.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # running stats restored
+    assert search.evaluate(path) == (loss, acc)  # same calibration images every time
+    model = cream_search._PathModel(search.supernet, path)
+    plain = loop.evaluate(model, search.eval_loader, search.device, False)
+    assert plain != (loss, acc)  # the shared running statistics give another figure
 
 
 def test_interrupted_and_resumed_equals_straight_run(digits, tmp_path):
