@@ -296,7 +296,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print("\nper method (means over seeds):")
         print(comparison.summary().to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     print("\nreading:")
-    for line in reading(comparison.summary(), comparison.frame()):
+    for line in reading(comparison.summary(), comparison.frame(), comparison.budget):
         print(f"  {line}")
     print(f"\nbudget: {comparison.budget.describe()}")
     print("wrote " + ", ".join(str(p) for p in paths))

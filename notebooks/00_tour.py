@@ -233,7 +233,8 @@ print(f"nasviz info took {time.perf_counter() - t:.1f} s here, Python start-up i
 #   child network without retraining.
 # * **04_nasnet** — NASNet's search space and its RL controller.
 # * **05_cream** — Cream of the Crop: prioritized paths in a one-shot supernet.
-# * **06_compare** — DARTS, PC-DARTS and SNAS runs side by side (planned: not written yet).
+# * **06_compare** — all five methods on one split, one budget and one retraining, against
+#   random architectures of each space: which is better, at what cost, and better than random?
 
 # %%
 print(f"this notebook ran in {time.perf_counter() - T0:.0f} s on this machine")

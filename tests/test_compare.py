@@ -166,6 +166,18 @@ def test_results_files_and_reading(compared, tmp_path):
     assert f"highest mean retrained accuracy: {best['method']}" in text
 
 
+def test_reading_names_a_search_off_its_budget(compared):
+    from nasviz.compare.protocol import Budget
+
+    cmp, _ = compared
+    frame = cmp.frame()
+    text = reading(cmp.summary(), frame, cmp.budget)
+    assert not [line for line in text if "off the budget" in line]  # the smoke budget is met
+    half = Budget("images", cmp.budget.value / 2, "test")
+    off = [line for line in reading(cmp.summary(), frame, half) if "off the budget" in line]
+    assert len(off) == len(frame) and all("+" in line for line in off)
+
+
 def test_cli_prints_the_table_and_writes_csv(compared, capsys):
     cmp, _ = compared
     args = ["compare", "--methods", METHODS, "--preset", "smoke", "--retrain-preset", "smoke",

@@ -14,10 +14,11 @@ trained (a supernet batch, or every image of every NASNet child's training): fai
 whose cost is their training, and the one that a faster machine does not change. ``seconds``: the
 same wall clock, estimated from a short measured run of each method: fair for the question "what
 do I get in an hour", and it counts what ``images`` does not (DARTS's architecture steps, Cream's
-teacher, NASNet's controller). A budget is met by changing ``epochs`` and, where whole epochs do not
-fit it, ``max_steps_per_epoch`` (the steps per epoch evened out; every iteration then misses the
-budget by at most half an iteration per epoch); warm-up epochs keep their share of the schedule.
-The images each run really sees are reported next to its results, so a rounding is never hidden.
+teacher, NASNet's controller). A budget is met by changing ``epochs`` and, where whole epochs
+do not fit it, ``max_steps_per_epoch`` (the epochs x steps closest to the budget; within 2%, the
+fewest epochs); warm-up epochs keep their share of the schedule. The images each run really
+sees are reported next to its results, so a rounding is never hidden. A NASNet update trains M
+whole children: a budget below one update still gets one.
 """
 
 from __future__ import annotations
@@ -75,9 +76,12 @@ def fit_budget(config: SearchConfig, shape: Shape, images: float) -> SearchConfi
     per_epoch = shape.steps(config)
     if iters % per_epoch == 0:  # whole epochs
         epochs, cap = iters // per_epoch, config.max_steps_per_epoch
-    elif iters > per_epoch:  # the fewest epochs of at most per_epoch steps, steps evened out
-        epochs = math.ceil(iters / per_epoch)
-        cap = max(1, round(iters / epochs))
+    elif iters > per_epoch:  # epochs x steps (<= per_epoch) closest to iters; within 2%: fewest
+        epochs, cap = min(
+            ((e, min(per_epoch, max(1, round(iters / e)))) for e in
+             range(math.ceil(iters / per_epoch), 2 * math.ceil(iters / per_epoch) + 1)),
+            key=lambda ec: (max(0.0, abs(ec[0] * ec[1] - iters) - 0.02 * iters), ec[0]),
+        )  # fmt: skip
     else:  # less than one epoch: keep up to the preset's epochs, fewer steps in each
         epochs = max(1, min(config.epochs, iters))
         cap = max(1, round(iters / epochs))

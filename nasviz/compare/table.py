@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -146,11 +146,27 @@ def _fmt(x: float, spec: str = ".3f") -> str:
     return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
 
 
-def reading(summary: pd.DataFrame, frame: pd.DataFrame) -> list[str]:
-    """Sentences about the results, every figure computed from the tables."""
+def reading(summary: pd.DataFrame, frame: pd.DataFrame, budget: Any = None) -> list[str]:
+    """Sentences about the results, every figure computed from the tables.
+
+    With the comparison's `Budget`, a search that spent more than 10% off it is named (a NASNet
+    update cannot be cut below M whole children; a wall-clock budget is an estimate).
+    """
     lines = []
     if summary.empty:
         return ["no method finished"]
+    if budget is not None:
+        column, unit = (
+            ("budget_images", "training images") if budget.kind == "images"
+            else ("search_seconds", "seconds")
+        )  # fmt: skip
+        for _, row in frame.iterrows():
+            spent = float(row[column])
+            if abs(spent - budget.value) > 0.1 * budget.value:
+                lines.append(
+                    f"{row['method']} seed {row['seed']} spent {spent:,.0f} {unit}, "
+                    f"{(spent / budget.value - 1):+.0%} off the budget of {budget.value:,.0f}"
+                )
     ranked = summary.sort_values("retrained_mean", ascending=False)
     top = ranked.iloc[0]
     lines.append(
