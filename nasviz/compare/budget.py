@@ -19,6 +19,19 @@ do not fit it, ``max_steps_per_epoch`` (the epochs x steps closest to the budget
 fewest epochs); warm-up epochs keep their share of the schedule. The images each run really
 sees are reported next to its results, so a rounding is never hidden. A NASNet update trains M
 whole children: a budget below one update still gets one.
+
+Which budget is fair for which pair:
+
+* DARTS vs PC-DARTS vs SNAS (one supernet space): ``images`` compares what each learns from the
+  same data; ``seconds`` rewards PC-DARTS's cheaper partial-channel steps and charges DARTS's
+  extra architecture step (a second forward/backward on a held-out batch), which is exactly
+  PC-DARTS's claim, so use ``seconds`` to test it and ``images`` to compare the relaxations.
+* a DARTS-family method vs Cream: ``images`` is fair for the weights (both train one shared
+  network per batch); ``seconds`` also charges Cream's teacher forward and meta-network updates.
+* anything vs NASNet: ``images`` counts every child's own training, so NASNet gets few updates;
+  ``seconds`` is the practical question ("what does an hour buy"), and it depends on the machine.
+* on one machine, one run at a time, ``seconds`` is reproducible only to the timing noise; the
+  measured search seconds of every run are in the table next to its budget.
 """
 
 from __future__ import annotations
