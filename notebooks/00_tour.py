@@ -139,7 +139,7 @@ rows = [
     "|---|---|---|---|",
 ]
 for name, r in reports.items():
-    err = PAPER_ERROR.get(name, "—")
+    err = f"{PAPER_ERROR[name]:.2f}" if name in PAPER_ERROR else "—"
     rows.append(f"| {name} | {r.params / 1e6:.2f}M | {r.flops / 1e6:,.0f}M | {err} |")
 Markdown("\n".join(rows))
 
@@ -156,7 +156,7 @@ for name in ("DARTS_V2", "PC_DARTS_cifar"):
 # %% [markdown]
 # Read the table with care. The NASNet and AmoebaNet rows build their cells *in the DARTS
 # network* (20 cells, 36 channels), not in their own networks, so their counts differ from the
-# papers' figures (NASNet-A: 3.3M, AmoebaNet-A: 3.2M, papers' figures). And the errors come from
+# papers' figures (NASNet-A: 3.3M, AmoebaNet-A: 3.2M). And the errors come from
 # 600-epoch trainings with cutout and drop path that we do not repeat here: cells with similar
 # budgets land within a few tenths of a percent of each other, which is why the search *cost*
 # was the real news.

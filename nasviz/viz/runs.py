@@ -154,7 +154,7 @@ DECIMALS: dict[str, int] = {
     "val_acc": 3, "seconds_per_epoch": 2, "peak_memory_mb": 0, "images_per_second": 1,
 }  # fmt: skip
 #: Padding of the HTML table's cells: a widget's HTML gets none of the notebook's table style.
-CELL_STYLE = "padding: 2px 10px; text-align: right; white-space: nowrap;"
+CELL_STYLE = "padding: 2px 6px; text-align: right;"
 
 
 def _cell(key: str, value: Any) -> str:
@@ -171,7 +171,7 @@ def _cell(key: str, value: Any) -> str:
 def _rounded(key: str, value: Any) -> Any:
     """A numeric table value rounded to what its column can show (`DECIMALS`)."""
     if isinstance(value, float) and key in DECIMALS and math.isfinite(value):
-        return round(value, DECIMALS[key])
+        return round(value, DECIMALS[key]) if DECIMALS[key] else round(value)
     return value
 
 
@@ -277,7 +277,8 @@ class RunList:
             classes="dataframe nasviz-runs", border=0, escape=True
         )
         html = re.sub(r"<(t[dh])(?=[ >])", rf'<\1 style="{CELL_STYLE}"', html)
-        return html.replace("<table", '<table style="border-collapse: collapse;"', 1)
+        html = html.replace("<table", '<table style="border-collapse: collapse;"', 1)
+        return f'<div style="overflow-x: auto; max-width: 100%;">{html}</div>'  # wide: scrolls
 
     def _repr_html_(self) -> str:
         return self.to_html()

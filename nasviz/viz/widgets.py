@@ -160,7 +160,7 @@ class SearchPanel:
         self.status = W.HTML(value="ready")
         self.live_output = W.Output()
         self.cell_output = W.Output()
-        self.table = W.HTML(value=self.runs.to_html())
+        self.table = W.HTML(value=self.runs.to_html(), layout=W.Layout(width="100%"))
         self.overlay_output = W.Output()
 
         self._load_preset(preset_name)
