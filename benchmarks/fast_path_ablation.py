@@ -5,7 +5,9 @@
 Times a forward + backward of the supernet (DARTS and PC-DARTS K=4 mixing) for
   reference   every edge a MixedOp call (SearchNetwork(reference=True))
   shared      + per-state ReLU, pooling/BN and identity, one reduction per node (no grouping)
-  grouped     + the conv ops of the edges reading a state run as grouped convolutions (default)
+  torch-dw    + the conv ops of the edges reading a state run as grouped convolutions, with
+              torch's own depthwise backward (nasviz.spaces.depthwise.CPU_FAST_BACKWARD off)
+  grouped     the same with the cheaper CPU depthwise backward of nasviz.spaces.depthwise (default)
 and one weight update (SGD momentum + weight decay, gradient clipping) with torch's default
 per-tensor loop against nasviz.search.fast. Variants are interleaved and the minimum over
 repeats is kept, so load from other processes hits all variants alike.
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from nasviz.search import fast
+from nasviz.spaces import depthwise
 from nasviz.spaces.darts import Mixing, PartialChannelMixing, SearchNetwork, SpaceConfig
 
 
@@ -48,7 +51,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    variants = ("reference", "shared", "grouped")
+    variants = ("reference", "shared", "torch-dw", "grouped")
     print(f"{'mixing':<9} {'batch':>5} " + " ".join(f"{v + ' ms':>13}" for v in variants))
     for mixing in ("darts", "pc-darts"):
         nets = {v: _net(mixing, v) for v in variants}
@@ -57,11 +60,18 @@ def main() -> None:
             best = {v: float("inf") for v in variants}
             for _ in range(args.repeats):  # interleaved
                 for v, net in nets.items():
+                    depthwise.CPU_FAST_BACKWARD = v != "torch-dw"
                     t = _cpu_time(lambda n=net, x=x, y=y: F.cross_entropy(n(x), y).backward(), 1)
                     best[v] = min(best[v], t)
+                depthwise.CPU_FAST_BACKWARD = True
             row = " ".join(f"{1e3 * best[v]:>13.0f}" for v in variants)
             gain = best["reference"] / best["grouped"]
-            print(f"{mixing:<9} {batch:>5} {row}   reference/grouped = {gain:.2f}x", flush=True)
+            dw = best["torch-dw"] / best["grouped"]
+            print(
+                f"{mixing:<9} {batch:>5} {row}   reference/grouped = {gain:.2f}x, "
+                f"torch-dw/grouped = {dw:.2f}x",
+                flush=True,
+            )
 
     net = nets["grouped"]
     params = net.weight_parameters()

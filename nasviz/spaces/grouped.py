@@ -5,7 +5,8 @@ has its own sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5. The E copies
 the input and the shapes and differ only in weights, so they can run side by side as one wider
 op: the input ReLU(x) [B, c, H, W] is repeated to [B, E*c, H, W] (edge-major), then
 
-* depthwise kxk:  one conv with groups=E*c and the E weights concatenated [E*c, 1, k, k];
+* depthwise kxk:  one conv with groups=E*c and the E weights concatenated [E*c, 1, k, k]
+                  (`depthwise_conv2d`: on CPU with a cheaper backward, see nasviz.spaces.depthwise);
 * pointwise 1x1:  one conv with groups=E (edge e sees only its own c channels) [E*c, c, 1, 1];
 * BN:             one batch norm over E*c channels; BN is per channel, so this is E BNs.
 
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasviz.spaces.depthwise import depthwise_conv2d
 from nasviz.spaces.operations import DilConv, SepConv
 
 
@@ -91,10 +93,8 @@ class GroupedOps:
             if i:
                 x = F.relu(x)
             dw = block[0][1]
-            x = F.conv2d(
-                x, torch.cat([b[1].weight for b in block]), None,
-                dw.stride, dw.padding, dw.dilation, groups=x.shape[1],
-            )  # fmt: skip
+            w = torch.cat([b[1].weight for b in block])  # [E*c, 1, k, k]
+            x = depthwise_conv2d(x, w, dw.stride, dw.padding, dw.dilation)
             x = F.conv2d(x, torch.cat([b[2].weight for b in block]), None, groups=self.E)
             x = self._batch_norm(i, x)
         return list(x.chunk(self.E, dim=1))

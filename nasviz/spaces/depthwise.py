@@ -1,0 +1,191 @@
+"""Depthwise convolution with a cheaper backward on CPU (same function, same gradients).
+
+On CPU, torch's depthwise conv forward (oneDNN) is fast for every kernel the DARTS space uses,
+but its backward is fast only for 3x3, dilation 1. Measured on this project's 2-core AMD EPYC
+(AVX-512, torch 2.14, one thread, CPU time, [32, 32, 16, 16] input, load average ~3):
+
+    kernel, dilation         forward   input grad   weight grad
+    3x3, 1  (sep_conv_3x3)    0.15 ms      0.20 ms      0.16 ms
+    5x5, 1  (sep_conv_5x5)    0.18 ms      0.39 ms      6.4 ms
+    3x3, 2  (dil_conv_3x3)    0.14 ms      2.4 ms       2.2 ms
+    5x5, 2  (dil_conv_5x5)    0.19 ms      4.2 ms       6.5 ms
+
+so the backward of the 5x5 and dilated convs costs 10-60x their forward. `depthwise_conv2d`
+keeps torch's forward and computes the backward from the fast kernels only:
+
+* input gradient: the transposed convolution, written as a forward convolution with the
+  flipped kernel (on the stride-2 edges, of the output gradient with zeros inserted between its
+  pixels): 2.4 -> 0.15 ms for 3x3 dilation 2;
+* weight gradient, dilation d > 1: the output pixel (h, w) reads input rows h + d*i, so the
+  output pixels of one phase (h mod d, w mod d) read only input pixels of the same phase, and the
+  d*d phases are a dilation-1 conv over a d*d times larger batch (stride 2 with dilation 2 reads
+  only the even input pixels: one dilation-1 phase). 2.2 -> 0.5 ms for 3x3 dilation 2;
+* weight gradient, kernels larger than 3: oneDNN's channels-last weight gradient, conversion
+  included, 6.4 -> 1.4 ms for 5x5 (channels_last everywhere makes the whole step slower, see
+  benchmarks/README.md, so only this kernel runs on it);
+* 3x3, dilation 1: torch's own backward (already fast).
+
+Over the whole forward + backward of the supernet (benchmarks/README.md, "A cheaper depthwise-conv
+backward on CPU"): DARTS 1.2-1.4x, PC-DARTS K=4 (narrower convs) 1.0-1.1x. On CUDA (cuDNN) and
+for other dtypes the plain `F.conv2d` runs: `CPU_FAST_BACKWARD` below switches this off.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+CPU_FAST_BACKWARD = True
+"""Use the backward above for float32 CPU tensors (False: always torch's own backward)."""
+
+MIN_OUTPUT_ELEMENTS = 16384
+"""Below this many output elements the few extra small ops cost more than they save (measured:
+[8, 16, 8, 8] 5x5 0.31 ms torch vs 0.35 ms here, [8, 32, 8, 8] 0.43 vs 0.40 ms)."""
+
+_Pair = tuple[int, int]
+
+
+def depthwise_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, stride: _Pair, padding: _Pair, dilation: _Pair
+) -> torch.Tensor:
+    """F.conv2d(x, weight, None, stride, padding, dilation, groups=channels), [C, 1, k, k]."""
+    if _fast_backward_applies(x, weight, stride, padding, dilation):
+        return _DepthwiseConv2d.apply(x, weight, stride[0], padding[0], dilation[0])
+    return F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])
+
+
+def _fast_backward_applies(
+    x: torch.Tensor, weight: torch.Tensor, stride: _Pair, padding: _Pair, dilation: _Pair
+) -> bool:
+    k = weight.shape[-1]
+    return (
+        CPU_FAST_BACKWARD
+        and torch.is_grad_enabled()
+        and (x.requires_grad or weight.requires_grad)
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and x.dim() == 4
+        and weight.shape[1] == 1
+        and weight.shape[0] == x.shape[1]
+        and weight.shape[-2] == k
+        and isinstance(padding, tuple)  # not 'same' / 'valid'
+        and len({*stride}) == len({*padding}) == len({*dilation}) == 1  # square
+        and not (k == 3 and dilation[0] == 1)  # torch's own backward is fast there
+        and 0 <= padding[0] <= dilation[0] * (k - 1)  # the transposed conv has padding >= 0
+        and _output_elements(x, k, stride[0], padding[0], dilation[0]) >= MIN_OUTPUT_ELEMENTS
+    )
+
+
+def _output_elements(x: torch.Tensor, k: int, s: int, p: int, d: int) -> int:
+    b, c, h, w = x.shape
+    span = d * (k - 1) + 1
+    return b * c * ((h + 2 * p - span) // s + 1) * ((w + 2 * p - span) // s + 1)
+
+
+class _DepthwiseConv2d(torch.autograd.Function):
+    """Depthwise conv: torch's forward, the backward of the module docstring."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, s: int, p: int, d: int) -> torch.Tensor:
+        return F.conv2d(x, weight, None, s, p, d, groups=x.shape[1])
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - autograd's signature
+        x, weight, s, p, d = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.save_for_forward(x, weight)
+        ctx.conf = (s, p, d)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205 - autograd's signature
+        x, weight = ctx.saved_tensors
+        s, p, d = ctx.conf
+        gx = gw = None
+        if ctx.needs_input_grad[0] and d == 1:  # torch's input gradient is fast without dilation
+            gx = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, [s, s], [p, p], [1, 1], False, [0, 0], x.shape[1],
+                [True, False, False],
+            )[0]  # fmt: skip
+        elif ctx.needs_input_grad[0]:
+            gx = _input_grad(grad, weight, x.shape[-2:], s, p, d)
+        if ctx.needs_input_grad[1]:
+            gw = _weight_grad(grad, x, weight.shape[-1], s, p, d)
+        return gx, gw, None, None, None
+
+    @staticmethod
+    def jvp(ctx, x_t, w_t, *_):  # noqa: ANN001, ANN205 - autograd's signature (torch.func.jvp)
+        x, weight = ctx.saved_tensors
+        s, p, d = ctx.conf
+        out = None
+        if x_t is not None:
+            out = F.conv2d(x_t, weight, None, s, p, d, groups=x.shape[1])
+        if w_t is not None:
+            y = F.conv2d(x, w_t, None, s, p, d, groups=x.shape[1])
+            out = y if out is None else out + y
+        return out
+
+
+def _input_grad(
+    grad: torch.Tensor, weight: torch.Tensor, size: torch.Size, s: int, p: int, d: int
+) -> torch.Tensor:
+    """dL/dx: the flipped kernel over the output gradient (zeros between pixels if stride > 1)."""
+    b, c, ho, wo = grad.shape
+    k = weight.shape[-1]
+    if s > 1:  # [B, C, ho, wo] -> [B, C, s*(ho-1)+1 (+ the rows no output reads), ...]
+        up = F.pad(grad.reshape(b, c, ho, 1, wo, 1), (0, s - 1, 0, 0, 0, s - 1))
+        up = up.reshape(b, c, ho * s, wo * s)
+        grad = up[:, :, : size[0] + 2 * p - d * (k - 1), : size[1] + 2 * p - d * (k - 1)]
+    return F.conv2d(grad, weight.flip(-2, -1), None, 1, d * (k - 1) - p, d, groups=c)
+
+
+def _weight_grad(
+    grad: torch.Tensor, x: torch.Tensor, k: int, s: int, p: int, d: int
+) -> torch.Tensor:
+    """dL/dweight [C, 1, k, k] as a dilation-1 weight gradient (phases of the input, see above)."""
+    if d == 1:
+        return _dilation1_weight_grad(grad, x, k, s, p)
+    ho, wo = grad.shape[-2:]
+    if s > 1 and d % s == 0:  # rows s*h + d*i = s*(h + (d/s)*i): every s-th row only
+        x = _padded_to(x, p, s * (ho - 1) + d * (k - 1) + 1, s * (wo - 1) + d * (k - 1) + 1)
+        x, p, s, d = x[:, :, ::s, ::s], 0, 1, d // s
+    if d > 1 and s == 1:  # d*d phases, stacked along the batch (their sums add up)
+        eh, ew = -ho % d, -wo % d  # zero rows so that every phase has the same size
+        if eh or ew:
+            grad = F.pad(grad, (0, ew, 0, eh))
+        x = _phases(_padded_to(x, p, ho + eh + d * (k - 1), wo + ew + d * (k - 1)), d)
+        grad, p, d = _phases(grad, d), 0, 1
+    if d > 1:  # a stride that dilation is no multiple of: torch's own weight gradient
+        return torch.ops.aten.convolution_backward(
+            grad, x, x.new_empty(grad.shape[1], 1, k, k), None, [s, s], [p, p], [d, d],
+            False, [0, 0], grad.shape[1], [False, True, False],
+        )[1]  # fmt: skip
+    return _dilation1_weight_grad(grad, x, k, s, p)
+
+
+def _padded_to(x: torch.Tensor, p: int, h: int, w: int) -> torch.Tensor:
+    """x zero-padded by p at the top and left, then padded or cropped to [.., h, w]."""
+    return F.pad(x, (p, w - p - x.shape[-1], p, h - p - x.shape[-2]))
+
+
+def _phases(t: torch.Tensor, d: int) -> torch.Tensor:
+    """[B, C, d*m, d*n] -> [d*d*B, C, m, n]: phase (r, q) is t[:, :, r::d, q::d], phase-major."""
+    b, c, h, w = t.shape
+    t = t.reshape(b, c, h // d, d, w // d, d).permute(3, 5, 0, 1, 2, 4)
+    return t.reshape(d * d * b, c, h // d, w // d)
+
+
+def _dilation1_weight_grad(
+    grad: torch.Tensor, x: torch.Tensor, k: int, s: int, p: int
+) -> torch.Tensor:
+    """torch's dilation-1 depthwise weight gradient, channels-last for kernels larger than 3."""
+    if k > 3:  # oneDNN's fast kernel for larger kernels is the channels-last one
+        grad = grad.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    c = grad.shape[1]
+    shape = x.new_empty(c, 1, k, k)  # only its shape is read
+    return torch.ops.aten.convolution_backward(
+        grad, x, shape, None, [s, s], [p, p], [1, 1], False, [0, 0], c, [False, True, False]
+    )[1].contiguous()
+
+
+__all__ = ["CPU_FAST_BACKWARD", "MIN_OUTPUT_ELEMENTS", "depthwise_conv2d"]

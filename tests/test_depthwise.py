@@ -1,0 +1,117 @@
+"""depthwise_conv2d (cheaper CPU backward) computes what F.conv2d does, with the same gradients."""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nasviz.spaces import depthwise
+from nasviz.spaces.depthwise import depthwise_conv2d
+
+# kernel, stride, dilation: every combination of the DARTS space (sep 3/5, dil 3/5, stride 1/2)
+CASES = list(itertools.product((3, 5), (1, 2), (1, 2)))
+
+
+@pytest.fixture(autouse=True)
+def _small_tensors_too(monkeypatch):
+    """These tests use small tensors, which the size threshold would send to plain F.conv2d."""
+    monkeypatch.setattr(depthwise, "MIN_OUTPUT_ELEMENTS", 0)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
+    """Equal to float32 rounding (relative 1e-5 of the tensor's scale)."""
+    assert a.shape == b.shape, what
+    assert (a - b).abs().max().item() <= 1e-5 * b.abs().max().item() + 1e-6, what
+
+
+def _inputs(k: int, size: tuple[int, int], channels: int = 6, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(3, channels, *size, generator=gen, requires_grad=True)
+    w = torch.randn(channels, 1, k, k, generator=gen, requires_grad=True)
+    return x, w
+
+
+def _uses_fast_backward(y: torch.Tensor) -> bool:
+    return type(y.grad_fn).__name__ == "_DepthwiseConv2dBackward"
+
+
+@pytest.mark.parametrize(("k", "stride", "dilation"), CASES)
+@pytest.mark.parametrize("size", [(8, 8), (7, 9), (16, 16)])
+def test_forward_and_gradients_equal_conv2d(k, stride, dilation, size):
+    x, w = _inputs(k, size)
+    p = dilation * (k - 1) // 2
+    conf = ((stride, stride), (p, p), (dilation, dilation))
+    y = depthwise_conv2d(x, w, *conf)
+    ref = F.conv2d(x, w, None, stride, p, dilation, groups=x.shape[1])
+    # torch's own backward is kept for 3x3 without dilation (it is fast there)
+    assert _uses_fast_backward(y) == ((k, dilation) != (3, 1))
+    _close(y, ref, "output")
+    g = torch.randn_like(ref)
+    for got, want, name in zip(
+        torch.autograd.grad(y, (x, w), g),
+        torch.autograd.grad(ref, (x, w), g),
+        ("x", "weight"),
+        strict=True,
+    ):
+        _close(got, want, f"gradient of {name}")
+
+
+@pytest.mark.parametrize(("k", "stride", "dilation"), [(5, 1, 1), (3, 2, 2), (5, 1, 2)])
+def test_only_the_gradients_asked_for(k, stride, dilation):
+    x, w = _inputs(k, (8, 8))
+    p = dilation * (k - 1) // 2
+    conf = ((stride, stride), (p, p), (dilation, dilation))
+    ref = F.conv2d(x, w, None, stride, p, dilation, groups=x.shape[1]).square().sum()
+    (gx,) = torch.autograd.grad(depthwise_conv2d(x, w.detach(), *conf).square().sum(), x)
+    _close(gx, torch.autograd.grad(ref, x, retain_graph=True)[0], "x only")
+    (gw,) = torch.autograd.grad(depthwise_conv2d(x.detach(), w, *conf).square().sum(), w)
+    _close(gw, torch.autograd.grad(ref, w)[0], "weight only")
+
+
+@pytest.mark.parametrize(("k", "stride", "dilation"), [(5, 1, 1), (3, 2, 2), (5, 1, 2)])
+def test_double_backward_equals_conv2d(k, stride, dilation):
+    x, w = _inputs(k, (7, 7))
+    p = dilation * (k - 1) // 2
+    conf = ((stride, stride), (p, p), (dilation, dilation))
+    v = torch.randn(3, 6, 7, 7)
+
+    def second(conv) -> tuple[torch.Tensor, ...]:
+        loss = conv(x, w).tanh().sum()
+        gx, gw = torch.autograd.grad(loss, (x, w), create_graph=True)
+        return torch.autograd.grad((gx * v).sum() + gw.square().sum(), (x, w))
+
+    got = second(lambda a, b: depthwise_conv2d(a, b, *conf))
+    want = second(lambda a, b: F.conv2d(a, b, None, stride, p, dilation, groups=6))
+    for a, b, name in zip(got, want, ("x", "weight"), strict=True):
+        _close(a, b, f"second derivative wrt {name}")
+
+
+def test_torch_func_grad_and_jvp_equal_conv2d():
+    """The path exact_hvp takes: torch.func.jvp of torch.func.grad through the conv."""
+    x, w = _inputs(5, (8, 8))
+    x, w = x.detach(), w.detach()
+    t = torch.randn_like(w)
+
+    def hvp(conv) -> tuple[torch.Tensor, torch.Tensor]:
+        grad = torch.func.grad(lambda a, b: conv(a, b).tanh().sum(), argnums=(0, 1))
+        return torch.func.jvp(lambda b: grad(x, b), (w,), (t,))[1]
+
+    got = hvp(lambda a, b: depthwise_conv2d(a, b, (1, 1), (4, 4), (2, 2)))
+    want = hvp(lambda a, b: F.conv2d(a, b, None, 1, 4, 2, groups=6))
+    for a, b, name in zip(got, want, ("x", "weight"), strict=True):
+        _close(a, b, f"jvp of the gradient wrt {name}")
+
+
+def test_plain_conv_when_switched_off_small_or_not_float32_cpu(monkeypatch):
+    x, w = _inputs(5, (8, 8))
+    conf = ((1, 1), (2, 2), (1, 1))
+    assert _uses_fast_backward(depthwise_conv2d(x, w, *conf))
+    assert not _uses_fast_backward(depthwise_conv2d(x.double(), w.double(), *conf))
+    with torch.no_grad():
+        assert depthwise_conv2d(x, w, *conf).grad_fn is None
+    monkeypatch.setattr(depthwise, "MIN_OUTPUT_ELEMENTS", 3 * 6 * 8 * 8 + 1)  # one more than x
+    assert not _uses_fast_backward(depthwise_conv2d(x, w, *conf))
+    monkeypatch.setattr(depthwise, "MIN_OUTPUT_ELEMENTS", 0)
+    monkeypatch.setattr(depthwise, "CPU_FAST_BACKWARD", False)
+    assert not _uses_fast_backward(depthwise_conv2d(x, w, *conf))
