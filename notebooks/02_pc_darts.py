@@ -284,6 +284,5 @@ display(panel)
 # The same from code, without widgets: `panel.set(k=4, epochs=20)` then `panel.run()`.
 #
 # **Next:** 03_snas replaces the softmax mixture by sampled, almost one-hot architectures;
-# 04_nasnet (NASNet's RL controller) and 05_cream (Cream of the Crop) follow. 06_compare (DARTS,
-# PC-DARTS and SNAS side by side with the same `RunList`) is planned, not written yet; the
-# top-level README lists what exists.
+# 04_nasnet (NASNet's RL controller) and 05_cream (Cream of the Crop) follow. 06_compare puts all
+# five methods side by side on one split and one budget.

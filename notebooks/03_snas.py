@@ -410,4 +410,4 @@ display(panel)
 # policy gradient), and derives cells by a plain argmax that may delete edges.
 #
 # **Next:** 04_nasnet (NASNet's RL controller, the policy gradient of section 2 at full scale)
-# and 05_cream; 06_compare is planned, not written yet (the top-level README lists what exists).
+# and 05_cream; 06_compare puts all five methods side by side on one split and one budget.
