@@ -130,7 +130,12 @@ display(__import__("pandas").DataFrame(rows).set_index("method"))
 # Each method meets it by its number of epochs (and steps per epoch); the table after the run
 # shows the images each search really saw. (`budget="seconds"` gives every search the same wall
 # clock instead: fair for "what do I get in an hour", and it also charges DARTS's architecture
-# steps, Cream's teacher and NASNet's controller, which the image count does not.)
+# steps, Cream's teacher and NASNet's controller, which the image count does not.) Which is fair
+# for which pair: within the DARTS family, images compare the relaxations on the same data and
+# seconds test PC-DARTS's claim of cheaper steps; a DARTS-family method against Cream, images
+# are fair for the shared weights and seconds also charge Cream's teacher; against NASNet,
+# images count every child's own training, so NASNet gets few controller updates, and seconds
+# are the practical question, on this machine.
 
 # %%
 first = runner.base_config(runner.methods[0])

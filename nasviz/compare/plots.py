@@ -52,7 +52,7 @@ def plot_accuracy_vs_params(frame: pd.DataFrame, random: pd.DataFrame) -> Figure
                    edgecolor="black", lw=0.5, label=method, zorder=3)  # fmt: skip
     ax.set_xlabel("parameters of the retrained network")
     ax.set_ylabel("retrained test accuracy")
-    ax.set_title("accuracy vs size: searched (colour) and random (grey)")
+    ax.set_title("searched (colour) vs random (grey)")
     ax.grid(alpha=0.3)
     fig.legend(loc="outside right upper", fontsize=8)
     return fig
