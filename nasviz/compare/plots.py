@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,15 +46,8 @@ def plot_accuracy_vs_params(frame: pd.DataFrame, random: pd.DataFrame) -> Figure
     for i, (space, g) in enumerate(random.groupby("space", sort=False)):
         ax.scatter(g["params"], g["retrained_acc"], marker=_MARKERS[i % len(_MARKERS)],
                    color="0.6", alpha=0.7, s=28, label=f"random {space}")  # fmt: skip
-    colors = _colors(list(dict.fromkeys(frame["method"])))
-    for method, g in frame.groupby("method", sort=False):
-        ax.scatter(g["params"], g["retrained_acc"], color=colors[method], s=46,
-                   edgecolor="black", lw=0.5, label=method, zorder=3)  # fmt: skip
-    ax.set_xlabel("parameters of the retrained network")
-    ax.set_ylabel("retrained test accuracy")
-    ax.set_title("searched (colour) vs random (grey)")
-    ax.grid(alpha=0.3)
-    fig.legend(loc="outside right upper", fontsize=8)
+    _scatter_methods(ax, frame, "params", zorder=3)
+    _finish(fig, ax, "parameters of the retrained network", "searched (colour) vs random (grey)")
     return fig
 
 
@@ -62,16 +55,26 @@ def plot_cost_vs_accuracy(frame: pd.DataFrame) -> Figure:
     """Search seconds against retrained accuracy, one point per (method, seed)."""
     fig = _figure(6.0, 3.8)
     ax = fig.subplots()
+    _scatter_methods(ax, frame, "search_seconds")
+    _finish(fig, ax, "search wall clock (s, training + evaluation)", "search cost vs result")
+    return fig
+
+
+def _scatter_methods(ax: Any, frame: pd.DataFrame, x: str, **kw: Any) -> None:
+    """One coloured point per (method, seed): ``x`` against the retrained accuracy."""
     colors = _colors(list(dict.fromkeys(frame["method"])))
     for method, g in frame.groupby("method", sort=False):
-        ax.scatter(g["search_seconds"], g["retrained_acc"], color=colors[method], s=46,
-                   edgecolor="black", lw=0.5, label=method)  # fmt: skip
-    ax.set_xlabel("search wall clock (s, training + evaluation)")
+        ax.scatter(g[x], g["retrained_acc"], color=colors[method], s=46,
+                   edgecolor="black", lw=0.5, label=method, **kw)  # fmt: skip
+
+
+def _finish(fig: Figure, ax: Any, xlabel: str, title: str) -> None:
+    """Axis labels (y: retrained accuracy), title, grid and the legend outside on the right."""
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("retrained test accuracy")
-    ax.set_title("search cost vs result")
+    ax.set_title(title)
     ax.grid(alpha=0.3)
     fig.legend(loc="outside right upper", fontsize=8)
-    return fig
 
 
 def plot_seed_spread(frame: pd.DataFrame) -> Figure:
