@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from nasviz import loop
+from nasviz.data import DeviceLoader, ImageDataset
 from nasviz.loop import autocast
 
 #: Images the statistics are recomputed from by default (a few batches: cheap, and enough for
@@ -88,3 +90,27 @@ def recalibrated_bn(
             m.num_batches_tracked.copy_(tracked)
             m.momentum = momentum
         model.train(was_training)
+
+
+def calibration_loader(
+    train_data: ImageDataset, batch_size: int, device: torch.device
+) -> DeviceLoader:
+    """The first `CALIBRATION_IMAGES` training images, unshuffled and unaugmented: the same
+    images before every evaluation, so a resumed search measures what an uninterrupted one does."""
+    first = torch.arange(min(len(train_data), CALIBRATION_IMAGES))
+    return DeviceLoader(
+        train_data.subset(first), batch_size, train=False, drop_last=False, device=device
+    )
+
+
+def evaluate_recalibrated(
+    model: nn.Module,
+    calibration: DeviceLoader,
+    loader: DeviceLoader,
+    device: torch.device,
+    amp: bool,
+) -> tuple[float, float]:
+    """(loss, accuracy) of ``model`` on ``loader`` with BN statistics from one pass of ``calibration``."""
+    n = len(calibration.data)
+    with recalibrated_bn(model, iter(calibration), device, amp, max_images=n):
+        return loop.evaluate(model, loader, device, amp)

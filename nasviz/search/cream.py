@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz import loop
-from nasviz.bn_calibration import CALIBRATION_IMAGES, recalibrated_bn
+from nasviz.bn_calibration import calibration_loader, evaluate_recalibrated
 from nasviz.data import (
     DatasetInfo,
     DeviceLoader,
@@ -260,12 +260,8 @@ class CreamSearch(Search):
         )
         self.eval_loader = DeviceLoader(val_data, 2 * cfg.batch_size, train=False, **kw)
         # A path's BN statistics, recomputed before it is evaluated (as SPOS does): the running
-        # averages are shared by all paths and fit none. The same first training images every
-        # time, so a resumed search measures what an uninterrupted one does.
-        first = torch.arange(min(len(train_data), CALIBRATION_IMAGES))
-        self.calibration_loader = DeviceLoader(
-            train_data.subset(first), 2 * cfg.batch_size, train=False, drop_last=False, **kw
-        )
+        # averages are shared by all paths and fit none (`evaluate`)
+        self.calibration_loader = calibration_loader(train_data, 2 * cfg.batch_size, self.device)
 
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -366,9 +362,9 @@ class CreamSearch(Search):
         supernet's own running statistics are restored afterwards).
         """
         model = _PathModel(self.supernet, path)
-        amp, n = self.config.amp, len(self.calibration_loader.data)
-        with recalibrated_bn(model, iter(self.calibration_loader), self.device, amp, max_images=n):
-            return loop.evaluate(model, self.eval_loader, self.device, amp)
+        return evaluate_recalibrated(
+            model, self.calibration_loader, self.eval_loader, self.device, self.config.amp
+        )
 
     def snapshot(self, *, step: bool = False) -> dict[str, Any]:
         groups = {BOARD_GROUP: self.board.choice_frequencies()} if len(self.board) else {}

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz import loop
-from nasviz.bn_calibration import CALIBRATION_IMAGES, recalibrated_bn
+from nasviz.bn_calibration import calibration_loader, evaluate_recalibrated
 from nasviz.data import DeviceLoader, ImageDataset, load_dataset, search_split
 from nasviz.genotypes import Genotype
 from nasviz.history import darts_groups
@@ -146,12 +146,8 @@ class SupernetSearch(Search):
             val_data, cfg.batch_size, train=True, seed=cfg.seed + 1, **kw
         )
         self.eval_loader = DeviceLoader(val_data, 2 * cfg.batch_size, train=False, **kw)
-        # BN recalibration before each evaluation: the same first training images every time
-        # (no augmentation), so a resumed search measures exactly what an uninterrupted one does
-        first = torch.arange(min(len(train_data), CALIBRATION_IMAGES))
-        self.calibration_loader = DeviceLoader(
-            train_data.subset(first), 2 * cfg.batch_size, train=False, drop_last=False, **kw
-        )
+        # BN statistics recomputed before each evaluation (`evaluate`)
+        self.calibration_loader = calibration_loader(train_data, 2 * cfg.batch_size, self.device)
 
     def _channels_last(self) -> bool:
         return self.config.channels_last and self.device.type == "cuda"
@@ -276,11 +272,10 @@ class SupernetSearch(Search):
         afterwards): a short search's running averages lag the weights and would put the
         measured accuracy at chance.
         """
-        net = model or self.model
-        batches = iter(self.calibration_loader)  # one whole pass over its images
-        n = len(self.calibration_loader.data)
-        with recalibrated_bn(net, batches, self.device, self.config.amp, max_images=n):
-            return loop.evaluate(net, loader or self.eval_loader, self.device, self.config.amp)
+        return evaluate_recalibrated(
+            model or self.model, self.calibration_loader, loader or self.eval_loader,
+            self.device, self.config.amp,
+        )  # fmt: skip
 
     # ------------------------------------------------------------------ checkpoints
     def method_state(self) -> dict[str, Any]:
