@@ -450,14 +450,15 @@ class CreamSearch(Search):
 # Quick (ours): digits, CreamSpace.digits(), 6 epochs of 40 steps (batch 32: a weight-sharing
 # supernet needs many steps more than batch size), warm-up 2, K=5, a meta update every 20
 # iterations with a larger rate so the few updates are visible, lr 0.03. Measured on digits
-# (240 steps, one path per batch): uniform SPOS reaches only about 20-25% validation accuracy
-# at lr 0.03-0.1 (0.03 did best: 23% at 200 steps against 18% at 0.1), while one fixed path
-# reaches 80% within 50 steps. The cause is the search space, not the code: the first layer of
-# every stage has no residual, so each of its six candidates hands the next layers different
-# features; with the residual layers random and the first layers fixed the supernet reaches
-# 95% in 200 steps, with only the first layers random 23%. Weight sharing needs many more
-# steps than one network (the paper trains 120 ImageNet epochs); quick mode shows the method,
-# not a converged supernet, and notebook 05 says so with the run's own numbers.
+# (batch 32, one path per batch, training accuracy over steps 151-200): uniform SPOS reaches
+# only about 18-23% at lr 0.02-0.1 (0.03: 23%, 0.1: 18%; the quick searches' validation
+# accuracy is 20-27%), while one fixed path averages 94% over steps 51-100. The cause is the
+# search space, not the code: the first layer of every stage has no residual, so each of its
+# six candidates hands the next layers different features; with the residual layers random and
+# the first layers fixed the supernet reaches 95%, with only the first layers random 23%.
+# Weight sharing needs many more steps than one network (the paper trains 120 ImageNet epochs);
+# quick mode shows the method, not a converged supernet, and notebook 05 says so with the
+# run's own numbers.
 PRESETS = presets_from(
     paper=dict(
         dataset="imagenet-folder", epochs=120, batch_size=1024, flops_min=0.0, flops_max=600.0,
