@@ -168,10 +168,18 @@ class _Parser(argparse.ArgumentParser):
         if message.startswith("unrecognized arguments:"):
             from nasviz.config import suggest
 
-            flags = {s for p in _all_parsers(self) for a in p._actions for s in a.option_strings}
+            owners: dict[str, list[str]] = {}
+            for p in _all_parsers(self):
+                for a in p._actions:
+                    for flag in a.option_strings:
+                        owners.setdefault(flag, []).append(p.prog)
             for word in message.split(":", 1)[1].split():
                 if word.startswith("--"):
-                    message += suggest(word.split("=")[0], sorted(flags))
+                    flag = word.split("=")[0]
+                    if flag in owners:  # a real flag, given to a command that has no such option
+                        message += f" ({flag} is an option of {', '.join(owners[flag])} only)"
+                    else:
+                        message += suggest(flag, sorted(owners))
                     break
         super().error(message)
 

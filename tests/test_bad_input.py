@@ -43,11 +43,22 @@ class Case:
     expect: int | type[BaseException]  # exit status (CLI) or exception type (Python)
     message: str  # regex the error message must match
     setup: Setup | None = None
+    run_dir: str | None = None  # a directory of nasviz's own the case may write into ...
+    check: Callable[[Path], None] | None = None  # ... and what must hold there afterwards
 
 
-def cli(name: str, argv: list[str], status: int, message: str, setup: Setup | None = None):
+def cli(
+    name: str,
+    argv: list[str],
+    status: int,
+    message: str,
+    setup: Setup | None = None,
+    *,
+    run_dir: str | None = None,
+    check: Callable[[Path], None] | None = None,
+):
     """A CLI case: ``nasviz <argv>`` exits with ``status`` and an error matching ``message``."""
-    return pytest.param(Case(tuple(argv), status, message, setup), id=name)
+    return pytest.param(Case(tuple(argv), status, message, setup, run_dir, check), id=name)
 
 
 def py(
@@ -279,7 +290,97 @@ CONFIG_AND_ENGINE_CASES = [
     cli("loss becomes NaN", [*SMOKE, "--epochs", "1", "--out", "{tmp}/run"], 2, r"darts search diverged: train_loss is nan in epoch 1, by step \d; the last good checkpoint", diverging_loss),
 ]  # fmt: skip
 
-CASES = CHECKPOINT_CASES + GENOTYPE_CASES + DATA_AND_RUN_CASES + CONFIG_AND_ENGINE_CASES
+
+
+def diverging_retrain(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retraining's loss is NaN from its third step on (epoch 2 at 2 steps per epoch)."""
+    from nasviz.train import Retrainer
+
+    step, calls = Retrainer.train_step, []
+
+    def nan_later(self, x, y):
+        loss, logits = step(self, x, y)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) > 2 else loss), logits
+
+    monkeypatch.setattr(Retrainer, "train_step", nan_later)
+
+
+def epoch_1_kept(tmp: Path) -> None:
+    """The checkpoint and metrics of the last good epoch (1) are there and load."""
+    from nasviz.train import CHECKPOINT, METRICS
+
+    state = checkpoint.load(tmp / "run" / CHECKPOINT, kind="retrain")
+    assert state["epoch"] == 1, state["epoch"]
+    assert [m["epoch"] for m in json.loads((tmp / "run" / METRICS).read_text())] == [1]
+
+
+def interrupted_search(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in the first weight step of a search."""
+    from nasviz.search.supernet import SupernetSearch
+
+    def interrupt(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(SupernetSearch, "weight_step", interrupt)
+
+
+def _warm_up_covers_every_epoch(tmp: Path) -> None:
+    from nasviz.search import create_search, preset
+
+    create_search(preset("pc-darts", "quick", epochs=3), None)
+
+
+def _nasnet_genotype(**change: Any) -> Callable[[Path], Any]:
+    from nasviz.spaces.nasnet import NasnetGenotype
+
+    def load(t: Path) -> Any:
+        d = NasnetGenotype.builtin("nasnet_a").to_dict()
+        d["normal"] = [dict(b) for b in d["normal"]]
+        d["normal"][1].update(change)
+        return NasnetGenotype.from_dict(d)
+
+    return load
+
+
+def _darts_genotype_to_nasnet_network(t: Path) -> Any:
+    from nasviz.spaces import nasnet as N
+
+    return N.NasnetNetwork(G.get("darts_v2"), N.network_preset("cifar"), 10)
+
+
+RUN = ["--out", "{tmp}/run"]
+NASNET = ["search", "nasnet", "--no-progress", *RUN]
+CREAM = ["search", "cream", "--no-progress", *RUN]
+COMPARE = ["compare", "--out", "{tmp}/cmp", "--no-progress"]
+
+# ---------------------------------------------------------------- NASNet, Cream, compare, retrain
+METHOD_CASES = [
+    cli("NASNet: no children per update", [*NASNET, "--children", "0"], 2, r"children must be >= 1, got 0"),
+    cli("NASNet: Ray address without workers", [*NASNET, "--ray-address", "127.0.0.1:1"], 2, r"ray_address runs the children on a Ray cluster: also give workers >= 1"),
+    cli("NASNet: Ray address not host:port", [*NASNET, "--preset", "smoke", "--workers", "2", "--ray-address", "nowhere"], 2, r"Ray address 'nowhere' is not host:port"),
+    cli("NASNet: nobody answers at the Ray address", [*NASNET, "--preset", "smoke", "--workers", "2", "--ray-address", "127.0.0.1:1"], 2, r"no Ray cluster answers at '127.0.0.1:1'"),
+    cli("NASNet: unknown algorithm", [*NASNET, "--algorithm", "ppo2"], 2, r"invalid choice: 'ppo2'"),
+    py("NASNet genotype: unknown op", _nasnet_genotype(ops=["sep_conv_9x9", "identity"]), ValueError, r"unknown op 'sep_conv_9x9'"),
+    py("NASNet genotype: input from a later block", _nasnet_genotype(inputs=[0, 3]), ValueError, r"normal cell, block 1: input 3 is block 1, which is not built yet"),
+    py("DARTS genotype handed to a NASNet network", _darts_genotype_to_nasnet_network, ValueError, r"needs a NasnetGenotype .*kind 'darts'"),
+    cli("Cream: FLOPs range reversed", [*CREAM, "--flops", "10", "5"], 2, r"flops_min \(10\) must not exceed flops_max \(5\)"),
+    cli("Cream: empty path board", [*CREAM, "--board-size", "0"], 2, r"board_size must be >= 1, got 0"),
+    cli("compare: unknown method", [*COMPARE, "--methods", "darts,pcdarts"], 2, r"unknown search method 'pcdarts' \(did you mean 'pc-darts'"),
+    cli("compare: a method twice", [*COMPARE, "--methods", "darts,darts"], 2, r"method 'darts' is given twice"),
+    cli("compare: no seeds", [*COMPARE, "--seeds", "0"], 2, r"seeds must be >= 1, got 0"),
+    cli("an option of another command", ["info", "--genotype", "darts_v2", "--no-progress"], 2, r"--no-progress is an option of nasviz search, nasviz retrain, nasviz compare only"),
+    cli("retraining loss becomes NaN in epoch 2", [*RETRAIN, "--epochs", "3", "--max-steps-per-epoch", "2", *RUN], 2, r"training diverged: the loss is nan in epoch 2, by step \d+; the last good checkpoint is kept", diverging_retrain, run_dir="run", check=epoch_1_kept),
+]  # fmt: skip
+
+CASES = (
+    CHECKPOINT_CASES + GENOTYPE_CASES + DATA_AND_RUN_CASES + CONFIG_AND_ENGINE_CASES + METHOD_CASES
+)
+
+#: Allowed but probably not meant: a documented warning, and the run goes on.
+WARNING_CASES = [
+    py("warm-up covers every epoch (PC-DARTS quick, 3 epochs)", _warm_up_covers_every_epoch, UserWarning, r"warmup_epochs=3 covers all 3 epochs: the architecture parameters will not be trained"),
+]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------- the test
@@ -318,4 +419,31 @@ def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
         with pytest.raises(case.expect, match=message):
             case.run(tmp_path)
     assert not (tmp_path / "MARKER").exists(), "code from a file ran"
-    assert _snapshot(tmp_path) == before, "a file the user had was changed, removed or added"
+    after = _snapshot(tmp_path)
+    if case.run_dir is not None:  # nasviz's own run directory: only new files may appear there
+        after = {k: v for k, v in after.items() if k in before or not _under(k, case.run_dir)}
+        case.check(tmp_path)
+    assert after == before, "a file the user had was changed, removed or added"
+
+
+def _under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory + "/")
+
+
+@pytest.mark.parametrize("case", WARNING_CASES)
+def test_documented_warning(case: Case, tmp_path: Path) -> None:
+    with pytest.warns(case.expect, match=case.message):
+        case.run(tmp_path)
+
+
+def test_ctrl_c_stops_with_a_resume_hint_and_loses_no_user_file(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in a search: exit status 130, the way to continue printed, no traceback."""
+    interrupted_search(tmp_path, monkeypatch)
+    (tmp_path / "notes.txt").write_text("mine")
+    before = _snapshot(tmp_path)
+    status, printed = _run_cli([*SMOKE, "--out", str(tmp_path / "run")], capsys)
+    assert status == 130, printed
+    assert f"interrupted; continue with the same command plus --resume (out: {tmp_path / 'run'})" in printed
+    assert "Traceback" not in printed
+    after = _snapshot(tmp_path)
+    assert {k: v for k, v in after.items() if not k.startswith("run")} == before
