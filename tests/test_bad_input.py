@@ -291,7 +291,6 @@ CONFIG_AND_ENGINE_CASES = [
 ]  # fmt: skip
 
 
-
 def diverging_retrain(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The retraining's loss is NaN from its third step on (epoch 2 at 2 steps per epoch)."""
     from nasviz.train import Retrainer
@@ -443,7 +442,10 @@ def test_ctrl_c_stops_with_a_resume_hint_and_loses_no_user_file(tmp_path, monkey
     before = _snapshot(tmp_path)
     status, printed = _run_cli([*SMOKE, "--out", str(tmp_path / "run")], capsys)
     assert status == 130, printed
-    assert f"interrupted; continue with the same command plus --resume (out: {tmp_path / 'run'})" in printed
+    assert (
+        f"interrupted; continue with the same command plus --resume (out: {tmp_path / 'run'})"
+        in printed
+    )
     assert "Traceback" not in printed
     after = _snapshot(tmp_path)
     assert {k: v for k, v in after.items() if not k.startswith("run")} == before
