@@ -191,6 +191,23 @@ def test_duplicate_samples_reuse_the_cached_reward(train_data):
     assert again == search.rewards()[:1]
 
 
+def test_images_per_second_counts_the_images_of_the_children_trained(train_data):
+    """Not children per second: images of trained children; a cached duplicate trains none."""
+    search = NasnetSearch(_cfg(children=3, epochs=1), train_data=train_data)
+    with torch.no_grad():  # one genotype sampled 3 times: 1 child trained, 2 cache hits
+        for head in search.controller.heads.values():
+            head.weight.zero_()
+            head.bias.fill_(-50.0)
+            head.bias[0] = 50.0
+    search.run(progress=False)
+    epoch = search.history.select("epoch")[-1]["metrics"]
+    cfg = search.config
+    per_child = cfg.child_epochs * min(-(-20 // cfg.batch_size), cfg.child_max_steps or 10**9)
+    per_child *= cfg.batch_size  # 20 of the 40 images train the child, the rest score it
+    assert search.images_per_iteration() == 3 * per_child
+    assert epoch["images_per_second"] * epoch["seconds"] == pytest.approx(per_child)
+
+
 def test_random_genotypes_are_valid_and_seeded():
     space = NasnetSpace()
     a, b = random_genotypes(space, 3, seed=4), random_genotypes(space, 3, seed=4)

@@ -131,6 +131,14 @@ class Search:
     #: (`nasviz.compare`); DARTS, PC-DARTS and SNAS all search the DARTS cell space.
     space_name = "base"
 
+    def images_trained(self, weight: int, iterations: int) -> int:
+        """Training images an epoch of ``iterations`` pushed through weights being trained.
+
+        ``weight`` is what the epoch's means were weighted by: the images of the batches for a
+        supernet (the default); a controller weights by children and overrides this.
+        """
+        return weight
+
     def images_per_iteration(self) -> int:
         """Training images one iteration pushes through weights being trained (override).
 
@@ -224,7 +232,9 @@ class Search:
         metrics.update(
             seconds=seconds,
             eval_seconds=time.perf_counter() - t_eval,
-            images_per_second=weight / seconds if seconds > 0 else math.nan,
+            images_per_second=self.images_trained(weight, spe) / seconds
+            if seconds > 0
+            else math.nan,
             peak_memory_mb=peak_memory_mb(self.device),
         )
         self.epoch += 1

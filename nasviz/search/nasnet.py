@@ -211,6 +211,7 @@ class NasnetSearch(Search):
         ex = self.executor()
         hits = ex.hits
         results = ex.map(self.job_fn, jobs)
+        self._children_trained += len(jobs) - (ex.hits - hits)  # a cached duplicate trains nothing
         rewards = [float(r["reward"]) for r in results]
         stats = self.updater.update(samples, rewards)
         update = self.updater.updates
@@ -226,6 +227,13 @@ class NasnetSearch(Search):
         }
         values = {**self.last, "controller_loss": stats["loss"], "approx_kl": stats["approx_kl"]}
         return values, len(jobs)
+
+    def start_epoch(self, epoch: int) -> None:
+        self._children_trained = 0
+
+    def images_trained(self, weight: int, iterations: int) -> int:
+        """The images of the epoch's children that were trained (cached duplicates are not)."""
+        return self._children_trained * self.images_per_iteration() // self.config.children
 
     def end_epoch(self, means: dict[str, float]) -> dict[str, float]:
         metrics = dict(means)

@@ -127,7 +127,10 @@ class PolicyUpdater:
                 stats = {
                     "loss": float(loss),
                     "entropy": float(entropy),
-                    "approx_kl": float((old - logp).mean()),
+                    # KL(old || new) by the k3 estimator E[(r - 1) - log r], r = new/old:
+                    # unbiased and never negative (the plain mean of log(old/new) over a few
+                    # samples often is, which reads as nonsense on a plot)
+                    "approx_kl": float(((ratio - 1) - (logp - old)).mean()),
                     "clip_fraction": float(((ratio - 1).abs() > cfg.clip).float().mean()),
                 }
         self.updates += 1
