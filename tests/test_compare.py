@@ -60,6 +60,37 @@ def test_fit_budget_meets_the_images_within_half_an_iteration_per_epoch():
     assert (pc.epochs, pc.warmup_epochs) == (5, 2)
 
 
+def test_seconds_budget_end_to_end(tmp_path):
+    """budget="seconds": each method timed in OUT/calibrate, then fitted to the same wall clock."""
+    from nasviz.compare.budget import measure_shape, seconds_per_iteration
+    from nasviz.history import SearchHistory
+
+    cfg = CompareConfig(
+        methods="darts,cream", preset="smoke", retrain_preset="smoke", seeds=1, random=0,
+        budget="seconds", budget_value=4.0, val_portion=0.1, out=str(tmp_path),
+    )  # fmt: skip
+    lines: list[str] = []
+    cmp = run_comparison(cfg, progress=False, log=lines.append)
+    assert cmp.budget.kind == "seconds" and cmp.budget.value == 4.0
+    assert sum(line.startswith("budget: 4 seconds per search (given)") for line in lines) == 1
+    timing = [i for i, line in enumerate(lines) if "] timing " in line]
+    assert len(timing) == 2 and timing == [0, 1]  # one calibration per method, before any search
+    for s in cmp.searches:
+        timed = SearchHistory.load(tmp_path / "calibrate" / s.method / "history.json")
+        base = preset(s.method, "smoke", **split_overrides(type(s.config), 0.1))
+        shape = measure_shape(base)
+        steps = min(shape.steps(base), 3)
+        rate = seconds_per_iteration(timed, steps, shape.steps(base))
+        expected = 4.0 / rate * shape.images_per_iteration  # the images 4 s buy this method
+        assert cmp.budget.images[s.method] == pytest.approx(expected)
+        fitted = fit_budget(base, shape, expected).replace(seed=s.seed)
+        assert (s.config.epochs, s.config.max_steps_per_epoch) == (
+            fitted.epochs, fitted.max_steps_per_epoch
+        )  # fmt: skip
+    # the methods' images differ (their iterations cost differently), their seconds do not
+    assert cmp.budget.images["darts"] != cmp.budget.images["cream"]
+
+
 def test_random_genotypes_are_uniform_darts_cells():
     cells = random_genotypes(200, seed=3)
     assert cells == random_genotypes(200, seed=3) and cells != random_genotypes(200, seed=4)
