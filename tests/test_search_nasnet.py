@@ -299,3 +299,45 @@ def test_ray_workers_give_the_same_rewards_as_in_process(train_data):
         there.controller.parameters(), here.controller.parameters(), strict=True
     ):  # fmt: skip
         assert torch.equal(a, b)
+
+
+def test_cli_resume_after_sigkill_equals_a_straight_run(tmp_path):
+    """`nasviz search nasnet` killed (SIGKILL) after a checkpoint; `--resume` ends where a straight
+    run ends: the same rewards per update and the same derived cell."""
+    import json
+    import os
+    import signal
+    import subprocess
+
+    args = ["search", "nasnet", "--preset", "smoke", "--epochs", "4", "--no-progress"]
+    env = {**os.environ, "NASVIZ_THREADS": "1"}
+
+    def nasviz(*extra: str) -> subprocess.Popen:
+        cmd = [sys.executable, "-m", "nasviz", *args, *extra]
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    killed = tmp_path / "killed"
+    proc = nasviz("--out", str(killed))
+    deadline = time.monotonic() + 300
+    while not (killed / "checkpoint.pt").exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the search finished before it could be killed"
+    epochs_kept = len(SearchHistory.load(killed / "history.json").select("epoch")) - 1
+    assert 1 <= epochs_kept < 4
+
+    straight = tmp_path / "straight"
+    for p in (nasviz("--out", str(killed), "--resume"), nasviz("--out", str(straight))):
+        assert p.wait(timeout=600) == 0, p.stderr.read().decode()
+
+    def rewards(run):
+        return [
+            r["metrics"]["reward_mean"]
+            for r in SearchHistory.load(run / "history.json").select("step")
+        ]
+
+    assert len(rewards(straight)) == 4 and rewards(killed) == rewards(straight)
+    genotype = json.loads((straight / "genotype.json").read_text())
+    assert json.loads((killed / "genotype.json").read_text()) == genotype
