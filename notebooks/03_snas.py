@@ -69,7 +69,7 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from nasviz.analysis import child_claim_verdict, frame
+from nasviz.analysis import child_claim_verdict
 from nasviz.genotypes import PRIMITIVES
 from nasviz.search import preset
 from nasviz.spaces.darts import gumbel_softmax_sample
@@ -286,56 +286,21 @@ except DotNotFoundError as exc:
 
 # %%
 from nasviz.search.snas import resource_ablation
+from nasviz.viz.snas import ablation_reading, ablation_table, penalty_change_plot
 
 base = config_for("snas")
 kw = dict(out_root=OUT, progress=True, measure_flops=False)
 rows = resource_ablation(CONSTRAINTS, SEEDS, base, **kw)
 strongest = CONSTRAINTS[-1]
 rows += resource_ablation([strongest], SEEDS, base, resource_gradients=["relaxed"], **kw)
-for r in rows:
-    r["params (M)"] = r["params"] / 1e6
-SHOWN = {  # column -> header (short, so the table fits the notebook column)
-    "constraint": "constraint", "resource_gradient": "gradient", "seed": "seed",
-    "resource_lambda": "λ", "params (M)": "params (M)", "none_edges": "none edges",
-    "expected_penalty_change": "E[penalty] change", "val_acc": "val acc", "search_seconds": "s",
-}  # fmt: skip
-table = frame(rows, list(SHOWN)).rename(columns=SHOWN)
-display(table.round({"params (M)": 2, "E[penalty] change": 5, "val acc": 3, "s": 1}))
+display(ablation_table(rows))
 
 # %%
-fig, ax = plt.subplots(figsize=(6.4, 3.4), layout="constrained")
-for est, marker in (("paper", "o"), ("relaxed", "s")):
-    sel = [r for r in rows if r["resource_gradient"] == est]
-    lam = np.array([r["resource_lambda"] for r in sel])
-    x_lam = np.where(lam > 0, lam, 1e-3)  # λ = 0 drawn at the left edge of the log axis
-    change = [r["expected_penalty_change"] for r in sel]
-    ax.scatter(x_lam, change, marker=marker, label=f"{est} gradient")
-    offset = (5, 4) if est == "paper" else (5, -11)  # paper above, relaxed below: no overlap
-    for xv, y, r in zip(x_lam, change, sel, strict=True):
-        ax.annotate(r["constraint"], (xv, y), fontsize=8, xytext=offset, textcoords="offset points")
-ax.axhline(0, color="gray", lw=0.8)
-ax.set(xscale="log", xlabel="λ (none drawn at 1e-3)", ylabel="change of E[penalty]",
-       title="what the constraint did to the architecture distribution")
-fig.legend(loc="outside right upper", fontsize=8)
+penalty_change_plot(rows)
 plt.show()
 
 # %%
-by = {c: [r for r in rows if r["constraint"] == c and r["resource_gradient"] == "paper"]
-      for c in CONSTRAINTS}
-for c, rs in by.items():
-    print(f"{c:>10}: mean {np.mean([r['params'] for r in rs]) / 1e6:.2f}M params, "
-          f"{np.mean([r['none_edges'] for r in rs]):.1f} none edges, E[penalty] change "
-          f"{np.mean([r['expected_penalty_change'] for r in rs]):+.5f} over {len(rs)} seed(s)")
-change = {c: np.mean([r["expected_penalty_change"] for r in rs]) for c, rs in by.items()}
-falls = change[strongest] < change[CONSTRAINTS[0]]
-print(f"this run: E[penalty] {'fell more' if falls else 'did not fall more'} under {strongest!r} "
-      f"({change[strongest]:+.5f}) than under {CONSTRAINTS[0]!r} ({change[CONSTRAINTS[0]]:+.5f})")
-relaxed = [r for r in rows if r["resource_gradient"] == "relaxed"]
-for r in relaxed:
-    paper_row = next(p for p in by[r["constraint"]] if p["seed"] == r["seed"])
-    print(f"{r['constraint']}, seed {r['seed']}: E[penalty] change "
-          f"{paper_row['expected_penalty_change']:+.5f} (paper gradient) vs "
-          f"{r['expected_penalty_change']:+.5f} (relaxed)")
+print("\n".join(ablation_reading(rows)))
 
 # %% [markdown]
 # How to read this: a search of a few dozen steps on 8×8 digits (let alone a `smoke` run) moves
