@@ -166,3 +166,14 @@ def test_run_ablation_and_tradeoff(data):
         run_ablation("pc-darts", "smoke", "kay", [1])
     with pytest.raises(ValueError, match="no runs"):
         RunList().plot_overlay()
+
+
+def test_a_long_control_label_leaves_room_for_its_input():
+    """The input box keeps its 70 px however long the label ("Ray workers (0: in-process)")."""
+    from nasviz.search import registry
+    from nasviz.viz.widgets import make_control
+
+    long = registry.Control("workers", "int", "Ray workers (0: in-process)", min=0, max=64)
+    short = registry.Control("children", "int", "children", min=1, max=64)
+    assert make_control(long).layout.width == f"{round(7.5 * len(long.label)) + 70}px"
+    assert make_control(short).layout.width == "170px"

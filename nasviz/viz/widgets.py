@@ -59,12 +59,19 @@ def _show(output: W.Output, data: dict[str, str]) -> None:
     output.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
 
 
+def _labelled_width(label: str, box: int = 70, least: int = 170) -> str:
+    """A width that leaves ``box`` pixels for the input after the label (~7.5 px a character):
+    with a fixed width a long label ("Ray workers (0: in-process)") squeezed the box to nothing."""
+    return f"{max(least, round(7.5 * len(label)) + box)}px"
+
+
 def make_control(control: registry.Control) -> W.Widget:
     """The ipywidget for a registry `Control` (options filled in by the panel from the preset)."""
     kw: dict[str, Any] = dict(description=control.label, style=_STYLE, tooltip=control.help)
+    width = _labelled_width(control.label)
     if control.widget == "dropdown":
         options = control.options if not callable(control.options) else []
-        return W.Dropdown(options=list(options), layout=_layout("170px"), **kw)
+        return W.Dropdown(options=list(options), layout=_layout(width), **kw)
     if control.widget == "toggle":
         return W.ToggleButtons(
             options=list(control.options or []),
@@ -75,12 +82,12 @@ def make_control(control: registry.Control) -> W.Widget:
         return W.Checkbox(indent=False, layout=_layout(), description=control.label)
     if control.widget == "int":
         return W.BoundedIntText(
-            min=control.min or 0, max=control.max or 10**9, layout=_layout("170px"), **kw
+            min=control.min or 0, max=control.max or 10**9, layout=_layout(width), **kw
         )
     if control.widget == "float":
         step = control.step or 0.1
         return W.BoundedFloatText(
-            min=control.min or 0.0, max=control.max or 1e9, step=step, layout=_layout("170px"), **kw
+            min=control.min or 0.0, max=control.max or 1e9, step=step, layout=_layout(width), **kw
         )
     raise ValueError(f"unknown control widget {control.widget!r} for {control.field}")
 
