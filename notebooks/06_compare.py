@@ -42,9 +42,10 @@
 # within 5 minutes on 2 CPU cores** (Run All took 240 s in JupyterLab on ours): 1 seed, 2 random architectures per space,
 # a fifth of the DARTS quick budget per search and 2 retraining epochs (the quick recipe has 20).
 # With one seed there is no seed spread and two random cells make a rough cloud, so the quick run
-# shows how the protocol works, not which method wins. **The full comparison** (the issue's: 3 seeds, 8 random cells
-# per space, the whole quick budget, the quick retraining) is `FULL = True` below, about 1-2
-# hours on 2 cores, or `nasviz compare --methods darts,pc-darts,snas,nasnet,cream --dataset digits
+# shows how the protocol works, not which method wins. **The full comparison** (3 seeds, 8 random cells per
+# space, the whole quick budget, the quick retraining: 54 runs) is `FULL = True` below, about 2
+# hours on 2 cores (measured: the runs' own times add up to 166 min with the cores shared by
+# 2-3 runs at once), or `nasviz compare --methods darts,pc-darts,snas,nasnet,cream --dataset digits
 # --preset quick --seeds 3 --random 8 --out runs/compare`. Every run is a normal run directory
 # under `OUT`: Re-run All reads finished runs back, an interrupted comparison continues. With
 # `NASVIZ_SMOKE=1` (CI) the smoke presets run a few steps in a temporary folder: their numbers
@@ -63,7 +64,7 @@ import tempfile
 import time
 
 T0 = time.perf_counter()
-FULL = False  # True: 3 seeds, 8 random architectures per space, the whole budget (1-2 hours)
+FULL = False  # True: 3 seeds, 8 random architectures per space, the whole budget (~2 hours)
 SEEDS, RANDOM, BUDGET_SHARE, RETRAIN_EPOCHS = (3, 8, 1.0, None) if FULL else (1, 2, 0.2, 2)
 if PRESET != "quick":  # paper / smoke: the preset's own budget and retraining
     BUDGET_SHARE, RETRAIN_EPOCHS = 1.0, None
