@@ -191,6 +191,21 @@ def test_duplicate_samples_reuse_the_cached_reward(train_data):
     assert again == search.rewards()[:1]
 
 
+def test_step_records_hold_each_decisions_log_prob_and_entropy(train_data):
+    """Per update, per decision (the space's order): mean log-prob and entropy over the samples."""
+    search = NasnetSearch(_cfg(children=3, epochs=2), train_data=train_data)
+    search.run(progress=False)
+    steps = search.history.select("step")
+    assert len(steps) == 2
+    n = len(search.config.space().decisions())
+    for record in steps:
+        d = record["extra"]["decisions"]
+        assert len(d["log_prob"]) == len(d["entropy"]) == n
+        assert all(lp <= 0 for lp in d["log_prob"]) and all(e >= 0 for e in d["entropy"])
+        # the summed entropy the history plots is the sum of the per-decision ones
+        assert sum(d["entropy"]) == pytest.approx(record["extra"]["entropy"], rel=1e-5)
+
+
 def test_images_per_second_counts_the_images_of_the_children_trained(train_data):
     """Not children per second: images of trained children; a cached duplicate trains none."""
     search = NasnetSearch(_cfg(children=3, epochs=1), train_data=train_data)

@@ -162,6 +162,7 @@ class NasnetSearch(Search):
             self.job_fn = TrainOn(train, val)
         self.scored: list[dict[str, Any]] = []  # every child: update, reward, architecture
         self.last: dict[str, float] = {}  # the last update's figures
+        self.last_decisions: dict[str, list[float]] = {}  # its per-decision log-probs, entropies
         self._executor: Any = None
         self._cache: dict[str, Any] | None = None
         self.executor()  # fail fast: Ray missing, a bad address, more workers than CPUs
@@ -225,6 +226,11 @@ class NasnetSearch(Search):
             "best_reward": max(s["reward"] for s in self.scored),
             "cache_hits": float(ex.hits - hits),
         }
+        # per decision (in `NasnetSpace.decisions()` order), the mean over this update's samples
+        self.last_decisions = {
+            "log_prob": samples.log_probs.mean(0).tolist(),
+            "entropy": samples.entropies.mean(0).tolist(),
+        }
         values = {**self.last, "controller_loss": stats["loss"], "approx_kl": stats["approx_kl"]}
         return values, len(jobs)
 
@@ -262,6 +268,8 @@ class NasnetSearch(Search):
             extra: dict[str, Any] = {k: self.last[k] for k in names}
         else:  # before the first update
             extra = {"entropy": self._initial_entropy()}
+        if step and self.last_decisions:  # the update's log-probabilities and entropies
+            extra["decisions"] = self.last_decisions
         if not step:
             extra["top_cells"] = self.top_cells()
         return {"groups": groups, "extra": extra}
