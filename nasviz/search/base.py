@@ -131,8 +131,8 @@ class Search:
     #: (`nasviz.compare`); DARTS, PC-DARTS and SNAS all search the DARTS cell space.
     space_name = "base"
 
-    def images_trained(self, weight: int, iterations: int) -> int:
-        """Training images an epoch of ``iterations`` pushed through weights being trained.
+    def images_trained(self, weight: int) -> int:
+        """Training images an epoch pushed through weights being trained.
 
         ``weight`` is what the epoch's means were weighted by: the images of the batches for a
         supernet (the default); a controller weights by children and overrides this.
@@ -232,9 +232,7 @@ class Search:
         metrics.update(
             seconds=seconds,
             eval_seconds=time.perf_counter() - t_eval,
-            images_per_second=self.images_trained(weight, spe) / seconds
-            if seconds > 0
-            else math.nan,
+            images_per_second=self.images_trained(weight) / seconds if seconds > 0 else math.nan,
             peak_memory_mb=peak_memory_mb(self.device),
         )
         self.epoch += 1

@@ -163,6 +163,7 @@ class NasnetSearch(Search):
         self.scored: list[dict[str, Any]] = []  # every child: update, reward, architecture
         self.last: dict[str, float] = {}  # the last update's figures
         self.last_decisions: dict[str, list[float]] = {}  # its per-decision log-probs, entropies
+        self._children_trained = 0  # this epoch's, for images/s (reset by start_epoch)
         self._executor: Any = None
         self._cache: dict[str, Any] | None = None
         self.executor()  # fail fast: Ray missing, a bad address, more workers than CPUs
@@ -237,7 +238,7 @@ class NasnetSearch(Search):
     def start_epoch(self, epoch: int) -> None:
         self._children_trained = 0
 
-    def images_trained(self, weight: int, iterations: int) -> int:
+    def images_trained(self, weight: int) -> int:
         """The images of the epoch's children that were trained (cached duplicates are not)."""
         return self._children_trained * self.images_per_iteration() // self.config.children
 
