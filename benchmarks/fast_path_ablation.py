@@ -5,8 +5,10 @@
 Times a forward + backward of the supernet (DARTS and PC-DARTS K=4 mixing) for
   reference   every edge a MixedOp call (SearchNetwork(reference=True))
   shared      + per-state ReLU, pooling/BN and identity, one reduction per node (no grouping)
-  torch-dw    + the conv ops of the edges reading a state run as grouped convolutions, with
-              torch's own depthwise backward (nasviz.spaces.depthwise.CPU_FAST_BACKWARD off)
+  per-op      + op k of the edges reading one state runs as grouped convolutions (one group per
+              (state, op): the default before the merged groups)
+  torch-dw    + merged groups (s0 and s1 together; sep_conv_3x3/5x5 and dil_conv_3x3 as one 5x5
+              depthwise conv), with torch's own depthwise backward (CPU_FAST_BACKWARD off)
   grouped     the same with the cheaper CPU depthwise backward of nasviz.spaces.depthwise (default)
 and one weight update (SGD momentum + weight decay, gradient clipping) with torch's default
 per-tensor loop against nasviz.search.fast. Variants are interleaved and the minimum over
@@ -30,9 +32,10 @@ def _net(mixing: str, variant: str) -> SearchNetwork:
     torch.manual_seed(0)
     mix = PartialChannelMixing(k=4) if mixing == "pc-darts" else Mixing()
     net = SearchNetwork(SpaceConfig(C=8, layers=5), mix, reference=variant == "reference")
-    if variant == "shared":
-        for cell in net.cells:
-            cell._groups = {}  # the fast forward without grouped convolutions
+    for cell in net.cells if variant in ("shared", "per-op") else []:
+        cell._group_conv_ops(merge=False)
+        if variant == "shared":
+            cell._member = {}  # the fast forward without grouped convolutions
     return net
 
 
@@ -51,7 +54,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    variants = ("reference", "shared", "torch-dw", "grouped")
+    variants = ("reference", "shared", "per-op", "torch-dw", "grouped")
     print(f"{'mixing':<9} {'batch':>5} " + " ".join(f"{v + ' ms':>13}" for v in variants))
     for mixing in ("darts", "pc-darts"):
         nets = {v: _net(mixing, v) for v in variants}
@@ -67,9 +70,10 @@ def main() -> None:
             row = " ".join(f"{1e3 * best[v]:>13.0f}" for v in variants)
             gain = best["reference"] / best["grouped"]
             dw = best["torch-dw"] / best["grouped"]
+            merged = best["per-op"] / best["grouped"]
             print(
                 f"{mixing:<9} {batch:>5} {row}   reference/grouped = {gain:.2f}x, "
-                f"torch-dw/grouped = {dw:.2f}x",
+                f"per-op/grouped = {merged:.2f}x, torch-dw/grouped = {dw:.2f}x",
                 flush=True,
             )
 

@@ -91,5 +91,11 @@ def test_fast_cell_shares_pools_per_state_and_groups_conv_ops():
     assert len({id(fast.edges[e].ops[pool]) for e in (0, 2, 5, 9)}) == 1
     assert len({id(ref.edges[e].ops[pool]) for e in (0, 2, 5, 9)}) == 4
     sep = PRIMITIVES.index("sep_conv_3x3")
-    assert fast._groups[(0, sep)].E == 4 and (5, sep) not in fast._groups  # state 5 is the output
+    dil5 = PRIMITIVES.index("dil_conv_5x5")
+    # s0 and s1 together: sep_conv_3x3/5x5 and dil_conv_3x3 of their 8 edges as one 5x5 group
+    g, _ = fast._member[(0, sep)]
+    assert fast._groups[g].n == 24 and fast._member[(1, PRIMITIVES.index("dil_conv_3x3"))][0] == g
+    assert fast._groups[fast._member[(0, dil5)][0]].n == 8  # dil_conv_5x5 (field 9) alone
+    # then one pair of groups per intermediate state (3, 2, 1 readers): 8 groups in all
+    assert len(fast._groups) == 8 and fast._groups[fast._member[(13, sep)][0]].n == 3
     assert not ref._groups

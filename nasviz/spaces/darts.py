@@ -19,11 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz.genotypes import CELL_TYPES, PRIMITIVES
-from nasviz.spaces.grouped import GroupedOps, groupable
+from nasviz.spaces.grouped import GroupedOps, family, groupable
 from nasviz.spaces.operations import (
     FactorizedReduce,
     Identity,
     ReLUConvBN,
+    SepConv,
     Zero,
     is_pool,
     make_op,
@@ -273,9 +274,11 @@ class SearchCell(nn.Module):
             slice(kept[0], kept[-1] + 1) if kept == list(range(kept[0], kept[-1] + 1)) else kept
         )
         self._k = getattr(self.edges[0], "k", 1)  # PC-DARTS partial channels (1 = all)
-        # (state j, op k) -> op k of all edges reading state j, run as grouped convs (fast path)
-        self._groups: dict[tuple[int, int], GroupedOps] = {}
-        self._slot: dict[int, int] = {}  # edge -> its position among the edges reading its state
+        # conv ops run side by side as grouped convs (fast path, see `_group_conv_ops`)
+        self._groups: list[GroupedOps] = []
+        # per group: the (state, repeats) runs of its input and how often the whole repeats
+        self._group_inputs: list[tuple[list[tuple[int, int]], int]] = []
+        self._member: dict[tuple[int, int], tuple[int, int]] = {}  # (edge, op) -> (group, pos)
         if not reference:
             self._share_parameter_free_ops()
             self._group_conv_ops()
@@ -300,23 +303,48 @@ class SearchCell(nn.Module):
             for k in self._pools:
                 self.edges[e].ops[k] = owner.ops[k]
 
-    def _group_conv_ops(self) -> None:
-        """Op k of the edges reading one state runs as one grouped op (see nasviz.spaces.grouped)."""
-        readers: dict[int, list[int]] = {}
-        for e, (j, _) in enumerate(edge_list(self.steps)):
-            self._slot[e] = len(readers.setdefault(j, []))
-            readers[j].append(e)
-        for j, es in readers.items():
-            if len(es) < 2:
-                continue
-            for k, op in enumerate(self.edges[es[0]].ops):
-                if groupable(op):
-                    self._groups[(j, k)] = GroupedOps([self.edges[e].ops[k] for e in es])
+    def _group_conv_ops(self, merge: bool = True) -> None:
+        """The sep_conv / dil_conv ops of the edges reading the same states run as grouped convs.
+
+        One group per (reader set, family): the reader sets are {s0, s1} (both exist before any
+        node, with the same shape and stride) and each intermediate node alone; the family puts
+        the ops whose kernels embed in one 5x5 depthwise conv together (nasviz.spaces.grouped).
+        A cell of 4 nodes runs 8 conv groups instead of 14 edges x 4 conv ops. ``merge=False``
+        groups per (state, op) only (what fast_path_ablation.py compares against).
+        """
+        self._groups, self._group_inputs, self._member = [], [], {}
+        edges = list(edge_list(self.steps))
+        states = sorted({j for j, _ in edges})
+        reader_sets = [[0, 1], *([j] for j in states if j > 1)] if merge else [[j] for j in states]
+        for readers in reader_sets:
+            members: dict[tuple, list[tuple[int, int, int]]] = {}
+            for e, (j, _) in enumerate(edges):
+                if j not in readers:
+                    continue
+                for k, op in enumerate(self.edges[e].ops):
+                    if groupable(op):
+                        key = (family(op),) if merge else (family(op), k)
+                        members.setdefault(key, []).append((j, k, e))
+            for group in members.values():
+                # SepConv members first (they alone run the second block), then op-major
+                group.sort(key=lambda m: (not isinstance(self.edges[m[2]].ops[m[1]], SepConv), m[1], m[0], m[2]))
+                runs: list[tuple[int, int]] = []
+                for j, _, _ in group:
+                    if runs and runs[-1][0] == j:
+                        runs[-1] = (j, runs[-1][1] + 1)
+                    else:
+                        runs.append((j, 1))
+                runs = _periodic(runs)
+                g = len(self._groups)
+                self._groups.append(GroupedOps([self.edges[e].ops[k] for _, k, e in group]))
+                self._group_inputs.append(runs)
+                for pos, (_, k, e) in enumerate(group):
+                    self._member[(e, k)] = (g, pos)
 
     def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - nn.Module's signature
         # .to() / .double() replace every buffer, which unties the grouped BN statistics' views.
         super()._apply(fn, recurse)
-        for group in self._groups.values():
+        for group in self._groups:
             group.tie_buffers()
         return self
 
@@ -376,6 +404,7 @@ class SearchCell(nn.Module):
         w = weights if edge_weights is None else weights * edge_weights[:, None]  # [edges, ops]
         w = w[:, self._kept]  # [edges, kept ops]
         shared: list[dict] = []
+        grouped: dict[int, list[torch.Tensor]] = {}  # group -> its members' outputs
         offset = 0
         for _ in range(self.steps):
             n = len(states)
@@ -383,7 +412,7 @@ class SearchCell(nn.Module):
                 shared.append(self._state_inputs(states[len(shared)], len(shared)))
             outs, bypass = [], []
             for j in range(n):
-                outs += self._edge_outputs(offset + j, j, shared[j])
+                outs += self._edge_outputs(offset + j, j, shared[j], shared, grouped)
                 bypass.append(shared[j]["bypass"])
             node = torch.tensordot(w[offset : offset + n].reshape(-1), torch.stack(outs), dims=1)
             if self._k > 1:
@@ -406,36 +435,58 @@ class SearchCell(nn.Module):
             x, bypass = h[:, :c_part], h[:, c_part:]
             if self.stride(j) == 2:
                 bypass = F.max_pool2d(bypass, 2, 2, ceil_mode=True)
-        return {"x": x, "relu": None, "repeated": None, "pool": {}, "grouped": {}, "bypass": bypass}
+        return {"x": x, "relu": None, "pool": {}, "bypass": bypass}
 
-    def _edge_outputs(self, e: int, j: int, inp: dict) -> list[torch.Tensor]:
+    def _edge_outputs(
+        self, e: int, j: int, inp: dict, shared: list[dict], grouped: dict
+    ) -> list[torch.Tensor]:
         """The kept ops' outputs of edge e (reading state j), reusing the state's shared results."""
         x, outs = inp["x"], []
         ops = self.edges[e].ops
         kept = range(len(ops))[self._kept] if isinstance(self._kept, slice) else self._kept
         for k in kept:
             op = ops[k]
-            group = self._groups.get((j, k))
+            member = self._member.get((e, k))
             if k in self._pools:  # shared module: computed by the first edge reading the state
                 if k not in inp["pool"]:
                     inp["pool"][k] = op(x)
                 outs.append(inp["pool"][k])
             elif isinstance(op, Identity):
                 outs.append(x)
-            elif group is not None and group.usable():  # all edges of the state at once
-                if k not in inp["grouped"]:
-                    if inp["repeated"] is None:  # ReLU(x) side by side for the E edges
-                        inp["relu"] = F.relu(x) if inp["relu"] is None else inp["relu"]
-                        inp["repeated"] = inp["relu"].repeat(1, group.E, 1, 1)
-                    inp["grouped"][k] = group(inp["repeated"])
-                outs.append(inp["grouped"][k][self._slot[e]])
+            elif member is not None and self._groups[member[0]].usable():
+                g, pos = member
+                if g not in grouped:  # every member of the group at once
+                    grouped[g] = self._groups[g](self._grouped_input(g, shared))
+                outs.append(grouped[g][pos])
             elif starts_with_relu(op):
-                if inp["relu"] is None:
-                    inp["relu"] = F.relu(x)
-                outs.append(op.after_relu(inp["relu"]))
+                outs.append(op.after_relu(self._relu(inp)))
             else:
                 outs.append(op(x))
         return outs
+
+    @staticmethod
+    def _relu(inp: dict) -> torch.Tensor:
+        if inp["relu"] is None:
+            inp["relu"] = F.relu(inp["x"])
+        return inp["relu"]
+
+    def _grouped_input(self, g: int, shared: list[dict]) -> torch.Tensor:
+        """ReLU of each member's state, side by side in the group's member order."""
+        runs, times = self._group_inputs[g]
+        parts = [
+            self._relu(shared[j]) if n == 1 else self._relu(shared[j]).repeat(1, n, 1, 1)
+            for j, n in runs
+        ]
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return x if times == 1 else x.repeat(1, times, 1, 1)
+
+
+def _periodic(runs: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int]:
+    """(base, t) with base repeated t times == runs (a group's input: one repeat, not t cats)."""
+    for period in range(1, len(runs) + 1):
+        if len(runs) % period == 0 and runs == runs[:period] * (len(runs) // period):
+            return runs[:period], len(runs) // period
+    return runs, 1
 
 
 # ----------------------------------------------------------------------------------- network

@@ -1,20 +1,30 @@
-"""One conv op of all the edges that read the same state, run as grouped convolutions.
+"""Conv ops of all the edges that read the same states, run as grouped convolutions.
 
-In a search cell, state j feeds E edges (4, 4, 3, 2 for s0, s1, node 0, node 1), and each edge
-has its own sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5. The E copies of one op share
-the input and the shapes and differ only in weights, so they can run side by side as one wider
-op: the input ReLU(x) [B, c, H, W] is repeated to [B, E*c, H, W] (edge-major), then
+In a search cell, state j feeds E edges (4, 4, 3, 2, 1 for s0, s1, nodes 0-2), and each edge
+has its own sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5. All of them start with
+ReLU(x), a depthwise conv, a 1x1 conv and a BN, and differ only in weights and kernel, so the
+copies can run side by side as one wider op ("members", one per (op, edge)). The members' inputs
+(ReLU of the state each one reads) are laid side by side, [B, n*c, H, W], then
 
-* depthwise kxk:  one conv with groups=E*c and the E weights concatenated [E*c, 1, k, k]
+* depthwise:      one conv with groups=n*c over the n weights concatenated [n*c, 1, K, K]
                   (`depthwise_conv2d`: on CPU with a cheaper backward, see nasviz.spaces.depthwise);
-* pointwise 1x1:  one conv with groups=E (edge e sees only its own c channels) [E*c, c, 1, 1];
-* BN:             one batch norm over E*c channels; BN is per channel, so this is E BNs.
+* pointwise 1x1:  one conv with groups=n (member m sees only its own c channels) [n*c, c, 1, 1];
+* BN:             one batch norm over n*c channels; BN is per channel, so this is n BNs.
 
-A sep_conv is two such blocks: 8 kernels instead of 8*E (plus 4 weight concatenations), so a
-small supernet, where every kernel is tiny and the per-kernel cost dominates, runs several times
-fewer kernels per step. The weights stay the edges' own parameters (same names, counts,
-initialization and optimizer); each BN's running statistics become views into one flat buffer
-per block, so the wide BN updates every edge's statistics in place (`tie_buffers`).
+Different kernels share one depthwise conv by embedding: a kxk kernel with dilation d is a
+K x K kernel (K = d*(k-1)+1 and larger, centred) with zeros in the taps it skips, and with
+"same" padding (K-1)/2 it reads the same pixels, on stride-2 edges too. So sep_conv_3x3,
+sep_conv_5x5 and dil_conv_3x3 (receptive field 5) are one 5x5 depthwise conv; dil_conv_5x5
+(receptive field 9: embedding it would make the others 81-tap) runs as its own group. The zero
+taps add exact zeros to the sums. The sep_conv members come first, and only they run the second
+block (ReLU, depthwise, 1x1, BN; stride 1).
+
+On a small supernet every kernel is tiny and its fixed cost dominates (a depthwise conv of
+[8, 8, 4, 4] costs about as much as one of [8, 128, 4, 4]: measured in benchmarks/README.md), so
+fewer, wider kernels are what makes a step fast. The weights stay the edges' own parameters
+(same names, counts, initialization and optimizer); each block's BN running statistics become
+views into one flat buffer, so the wide BN updates every member's statistics in place
+(`tie_buffers`).
 """
 
 from __future__ import annotations
@@ -26,27 +36,81 @@ from torch import nn
 from nasviz.spaces.depthwise import depthwise_conv2d
 from nasviz.spaces.operations import DilConv, SepConv
 
+EMBED_UP_TO = 5
+"""Members whose receptive field is at most this share one EMBED_UP_TO x EMBED_UP_TO depthwise
+conv (sep_conv_3x3, sep_conv_5x5, dil_conv_3x3); larger ones (dil_conv_5x5: 9) group alone."""
+
 
 def groupable(op: nn.Module) -> bool:
-    """True for the ops `GroupedOps` can run: DARTS sep_conv / dil_conv blocks."""
-    return type(op) in (SepConv, DilConv)
+    """True for the ops `GroupedOps` can run: DARTS sep_conv / dil_conv blocks, "same" padding."""
+    if type(op) not in (SepConv, DilConv):
+        return False
+    conv = (op[0] if isinstance(op, SepConv) else op)[1]
+    k, d, p = conv.kernel_size[0], conv.dilation[0], conv.padding[0]
+    return conv.kernel_size[0] == conv.kernel_size[1] and isinstance(p, int) and 2 * p == d * (k - 1)
+
+
+def receptive_field(op: nn.Module) -> int:
+    """d*(k-1)+1 of the op's depthwise kernel."""
+    conv = (op[0] if isinstance(op, SepConv) else op)[1]
+    return conv.dilation[0] * (conv.kernel_size[0] - 1) + 1
+
+
+def family(op: nn.Module) -> tuple:
+    """Ops of one family can be members of one group (same depthwise geometry after embedding)."""
+    conv = (op[0] if isinstance(op, SepConv) else op)[1]
+    if receptive_field(op) <= EMBED_UP_TO:
+        return ("embedded", EMBED_UP_TO)
+    return ("own", conv.kernel_size[0], conv.dilation[0])
+
+
+def _embed(w: torch.Tensor, kernel: int, dilation: int, size: int) -> torch.Tensor:
+    """[n, 1, k, k] kernels with dilation d as [n, 1, size, size] dilation-1 kernels (centred)."""
+    field = dilation * (kernel - 1) + 1
+    if dilation == 1 and kernel == size:
+        return w
+    off = (size - field) // 2
+    if dilation == 1:
+        return F.pad(w, (off, off, off, off))
+    out = w.new_zeros(w.shape[0], 1, size, size)
+    out[:, :, off : off + field : dilation, off : off + field : dilation] = w
+    return out
 
 
 class GroupedOps:
-    """The same SepConv or DilConv of E edges reading one state (the modules stay the edges')."""
+    """The sep_conv / dil_conv members (one per (op, edge)) of one family, run side by side.
+
+    ``ops`` are the members' modules (they stay the edges'); `order` puts the SepConv members
+    first. Inputs to `__call__` are the members' ReLU'd inputs concatenated in `order`.
+    """
 
     def __init__(self, ops: list[nn.Module]):
-        self.E = len(ops)
-        # blocks[i][e]: the i-th ReLU-depthwise-pointwise-BN block (a DilConv) of edge e's op
-        self.blocks: list[list[DilConv]] = [
-            [op[i] if isinstance(op, SepConv) else op for op in ops]
-            for i in range(2 if isinstance(ops[0], SepConv) else 1)
-        ]
+        if not ops or not all(groupable(op) for op in ops):
+            raise ValueError("GroupedOps needs sep_conv / dil_conv ops with 'same' padding")
+        if len({family(op) for op in ops}) != 1:
+            raise ValueError("GroupedOps members must be of one family (see `family`)")
+        #: member positions, SepConv members first (they alone run the second block)
+        self.order = sorted(range(len(ops)), key=lambda m: not isinstance(ops[m], SepConv))
+        members = [ops[m] for m in self.order]
+        self.n = len(members)
+        self.n_sep = sum(isinstance(op, SepConv) for op in members)
+        first = [op[0] if isinstance(op, SepConv) else op for op in members]
+        self.blocks: list[list[DilConv]] = [first] + ([[op[1] for op in members[: self.n_sep]]] if self.n_sep else [])
+        conv = first[0][1]
+        fam = family(members[0])
+        self.size = fam[1] if fam[0] == "embedded" else conv.kernel_size[0]
+        self.dilation = 1 if fam[0] == "embedded" else conv.dilation[0]
+        self.padding = self.dilation * (self.size - 1) // 2
+        self.stride = conv.stride[0]
         self.flat: list[dict[str, torch.Tensor]] = []
         self.tie_buffers()
 
+    @property
+    def E(self) -> int:  # noqa: N802 - the count of members (edges, for a one-op group)
+        return self.n
+
     def tie_buffers(self) -> None:
-        """Make each block's BN running statistics views into one flat [E*c] buffer."""
+        """Make each block's BN running statistics views into one flat [n*c] buffer."""
         self.flat = []
         for block in self.blocks:
             bns = [b[3] for b in block]
@@ -66,14 +130,12 @@ class GroupedOps:
         flat = self.flat[i]
         if not flat:
             return False
-        c = flat["running_mean"].numel() // self.E
-        bn = self.blocks[i][0][3]
-        m = bn.running_mean
-        # still a view of the flat buffer (not replaced by functional_call, load, a transform)
-        return (
-            m is not None
-            and m.untyped_storage().data_ptr() == flat["running_mean"].untyped_storage().data_ptr()
-            and m.numel() == c
+        bns = [b[3] for b in self.blocks[i]]
+        ptr = flat["running_mean"].untyped_storage().data_ptr()
+        # still views of the flat buffer (not replaced by functional_call, load, a transform)
+        return all(
+            bn.running_mean is not None and bn.running_mean.untyped_storage().data_ptr() == ptr
+            for bn in bns
         )
 
     def usable(self) -> bool:
@@ -86,18 +148,44 @@ class GroupedOps:
                     return False
         return True
 
-    def __call__(self, x_rep: torch.Tensor) -> list[torch.Tensor]:
-        """x_rep = ReLU(x) repeated E times [B, E*c, H, W] -> the E edges' outputs."""
-        x = x_rep
+    def _depthwise_weight(self, block: list[DilConv]) -> torch.Tensor:
+        """The members' depthwise kernels, embedded, concatenated [n*c, 1, K, K] (one cat per kind)."""
+        parts, run = [], []
+        for b in block + [None]:
+            geom = None if b is None else (b[1].kernel_size[0], b[1].dilation[0])
+            if run and geom != run[0][0]:
+                k, d = run[0][0]
+                w = torch.cat([x[1] for x in run]) if len(run) > 1 else run[0][1]
+                parts.append(_embed(w, k, d, self.size) if self.dilation == 1 else w)
+                run = []
+            if b is not None:
+                run.append((geom, b[1].weight))
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
+
+    def __call__(self, x_in: torch.Tensor) -> list[torch.Tensor]:
+        """Members' ReLU'd inputs side by side [B, n*c, H, W] (in `order`) -> outputs per member
+        (in the original order of ``ops``)."""
+        x = x_in
+        outs: list[torch.Tensor] = []
         for i, block in enumerate(self.blocks):
-            if i:
-                x = F.relu(x)
-            dw = block[0][1]
-            w = torch.cat([b[1].weight for b in block])  # [E*c, 1, k, k]
-            x = depthwise_conv2d(x, w, dw.stride, dw.padding, dw.dilation)
-            x = F.conv2d(x, torch.cat([b[2].weight for b in block]), None, groups=self.E)
+            if i:  # the second block: the sep_conv members only
+                x = F.relu(x[:, : x.shape[1] * self.n_sep // self.n])
+            stride = self.stride if i == 0 else 1
+            x = depthwise_conv2d(
+                x, self._depthwise_weight(block), (stride, stride), (self.padding,) * 2,
+                (self.dilation,) * 2,
+            )  # fmt: skip
+            x = F.conv2d(x, torch.cat([b[2].weight for b in block]), None, groups=len(block))
             x = self._batch_norm(i, x)
-        return list(x.chunk(self.E, dim=1))
+            parts = list(x.chunk(len(block), dim=1))
+            if i == 0:
+                outs = parts  # dil_conv members are done after the first block
+            else:
+                outs[: self.n_sep] = parts
+        result: list[torch.Tensor] = [outs[0]] * self.n
+        for pos, m in enumerate(self.order):
+            result[m] = outs[pos]
+        return result
 
     def _batch_norm(self, i: int, x: torch.Tensor) -> torch.Tensor:
         bns = [b[3] for b in self.blocks[i]]
@@ -106,8 +194,8 @@ class GroupedOps:
         bias = torch.cat([b.bias for b in bns]) if bn.affine else None
         if bn.running_mean is None:  # no running statistics (e.g. frozen for torch.func)
             return F.batch_norm(x, None, None, weight, bias, True, 0.0, bn.eps)
-        if not self._tied(i):  # buffers were swapped out: run each edge's BN on its channels
-            return torch.cat([b(part) for b, part in zip(bns, x.chunk(self.E, 1), strict=True)], 1)
+        if not self._tied(i):  # buffers were swapped out: run each member's BN on its channels
+            return torch.cat([b(part) for b, part in zip(bns, x.chunk(len(bns), 1), strict=True)], 1)
         flat = self.flat[i]
         training = bn.training or not bn.track_running_stats
         if bn.training and bn.track_running_stats:
@@ -118,4 +206,4 @@ class GroupedOps:
         )  # fmt: skip
 
 
-__all__ = ["GroupedOps", "groupable"]
+__all__ = ["EMBED_UP_TO", "GroupedOps", "family", "groupable"]
