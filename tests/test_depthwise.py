@@ -17,6 +17,7 @@ CASES = list(itertools.product((3, 5), (1, 2), (1, 2)))
 def _small_tensors_too(monkeypatch):
     """These tests use small tensors, which the size threshold would send to plain F.conv2d."""
     monkeypatch.setattr(depthwise, "MIN_OUTPUT_ELEMENTS", 0)
+    monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 0)  # tested on its own below
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
@@ -115,3 +116,47 @@ def test_plain_conv_when_switched_off_small_or_not_float32_cpu(monkeypatch):
     monkeypatch.setattr(depthwise, "MIN_OUTPUT_ELEMENTS", 0)
     monkeypatch.setattr(depthwise, "CPU_FAST_BACKWARD", False)
     assert not _uses_fast_backward(depthwise_conv2d(x, w, *conf))
+
+
+def _uses_matmul(y: torch.Tensor) -> bool:
+    return type(y.grad_fn).__name__ in ("ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0")
+
+
+# small maps (4x4 outputs, the last stage of a small supernet) run as a batched matrix product
+@pytest.mark.parametrize(("k", "stride", "dilation"), CASES)
+@pytest.mark.parametrize("size", [(4, 4), (8, 8), (3, 5)])
+def test_small_maps_as_matmul_equal_conv2d(monkeypatch, k, stride, dilation, size):
+    monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 16)
+    x, w = _inputs(k, size)
+    p = dilation * (k - 1) // 2
+    conf = ((stride, stride), (p, p), (dilation, dilation))
+    y = depthwise_conv2d(x, w, *conf)
+    ref = F.conv2d(x, w, None, stride, p, dilation, groups=x.shape[1])
+    assert _uses_matmul(y) == (ref.shape[-1] * ref.shape[-2] <= 16)
+    _close(y, ref, "output")
+    g = torch.randn_like(ref)
+    for got, want, name in zip(
+        torch.autograd.grad(y, (x, w), g, create_graph=True),
+        torch.autograd.grad(ref, (x, w), g, create_graph=True),
+        ("x", "weight"),
+        strict=True,
+    ):
+        _close(got, want, f"gradient of {name}")
+
+
+def test_small_maps_as_matmul_torch_func_and_float64(monkeypatch):
+    monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 16)
+    x, w = _inputs(5, (4, 4))
+    x, w = x.detach().double(), w.detach().double()
+    t = torch.randn_like(w)
+
+    def hvp(conv) -> tuple[torch.Tensor, torch.Tensor]:
+        grad = torch.func.grad(lambda a, b: conv(a, b).tanh().sum(), argnums=(0, 1))
+        return torch.func.jvp(lambda b: grad(x, b), (w,), (t,))[1]
+
+    got = hvp(lambda a, b: depthwise_conv2d(a, b, (1, 1), (2, 2), (1, 1)))
+    want = hvp(lambda a, b: F.conv2d(a, b, None, 1, 2, 1, groups=6))
+    for a, b, name in zip(got, want, ("x", "weight"), strict=True):
+        assert (a - b).abs().max() < 1e-10, f"jvp of the gradient wrt {name}"
+    monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 0)
+    assert not _uses_matmul(depthwise_conv2d(x.requires_grad_(), w, (1, 1), (2, 2), (1, 1)))

@@ -25,6 +25,16 @@ keeps torch's forward and computes the backward from the fast kernels only:
   benchmarks/README.md, so only this kernel runs on it);
 * 3x3, dilation 1: torch's own backward (already fast).
 
+Small outputs (at most `MATMUL_MAX_OUTPUT_PIXELS` pixels per channel, the 4x4 maps of the last
+stage of a small supernet) run as a matrix product instead, forward and backward: per channel,
+the conv is a [H*W, Ho*Wo] matrix built from its k*k taps (`_taps_pattern`: which tap links
+input pixel q to output pixel o, a constant 0/1 tensor), so the conv is one batched product
+[C, B, H*W] x [C, H*W, Ho*Wo] and its gradients are batched products too. oneDNN's depthwise
+kernels have a large fixed cost there: one thread, forward + backward, [8, 128, 4, 4]: 5x5
+1.69 -> 0.34 ms, 3x3 dilation 2 1.07 -> 0.26 ms; [32, 128, 4, 4] 5x5 5.07 -> 0.50 ms; stride 2
+from 8x8, 5x5 1.15 -> 0.66 ms. At 8x8 outputs the matrix has 64x64 entries and loses (3x3:
+0.51 -> 0.87 ms), so larger maps keep the convolution.
+
 Over the whole forward + backward of the supernet (benchmarks/README.md, "A cheaper depthwise-conv
 backward on CPU"): DARTS 1.2-1.4x, PC-DARTS K=4 (narrower convs) 1.0-1.1x. On CUDA (cuDNN) and
 for other dtypes the plain `F.conv2d` runs: `CPU_FAST_BACKWARD` below switches this off.
@@ -32,11 +42,19 @@ for other dtypes the plain `F.conv2d` runs: `CPU_FAST_BACKWARD` below switches t
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
 CPU_FAST_BACKWARD = True
 """Use the backward above for float32 CPU tensors (False: always torch's own backward)."""
+
+MATMUL_MAX_OUTPUT_PIXELS = 16
+"""Outputs with at most this many pixels per channel (and inputs of at most 64) run as a batched
+matrix product on CPU (float32, float64); 0 switches it off."""
+
+MAX_MATMUL_INPUT_PIXELS = 64
 
 MIN_OUTPUT_ELEMENTS = 16384
 """Below this many output elements the few extra small ops cost more than they save (measured:
@@ -49,6 +67,8 @@ def depthwise_conv2d(
     x: torch.Tensor, weight: torch.Tensor, stride: _Pair, padding: _Pair, dilation: _Pair
 ) -> torch.Tensor:
     """F.conv2d(x, weight, None, stride, padding, dilation, groups=channels), [C, 1, k, k]."""
+    if _matmul_applies(x, weight, stride, padding, dilation):
+        return _matmul_depthwise(x, weight, stride[0], padding[0], dilation[0])
     if _fast_backward_applies(x, weight, stride, padding, dilation):
         return _DepthwiseConv2d.apply(x, weight, stride[0], padding[0], dilation[0])
     return F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])
@@ -74,6 +94,56 @@ def _fast_backward_applies(
         and 0 <= padding[0] <= dilation[0] * (k - 1)  # the transposed conv has padding >= 0
         and _output_elements(x, k, stride[0], padding[0], dilation[0]) >= MIN_OUTPUT_ELEMENTS
     )
+
+
+def _matmul_applies(
+    x: torch.Tensor, weight: torch.Tensor, stride: _Pair, padding: _Pair, dilation: _Pair
+) -> bool:
+    if not (
+        CPU_FAST_BACKWARD
+        and x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and x.dim() == 4
+        and weight.shape[1] == 1
+        and weight.shape[0] == x.shape[1]
+        and weight.shape[-1] == weight.shape[-2]
+        and isinstance(padding, tuple)
+        and len({*stride}) == len({*padding}) == len({*dilation}) == 1
+        and x.shape[-1] * x.shape[-2] <= MAX_MATMUL_INPUT_PIXELS
+    ):
+        return False
+    per_channel = _output_elements(x[:1, :1], weight.shape[-1], stride[0], padding[0], dilation[0])
+    return 0 < per_channel <= MATMUL_MAX_OUTPUT_PIXELS
+
+
+@functools.lru_cache(maxsize=256)
+def _taps_pattern(
+    h: int, w: int, k: int, s: int, p: int, d: int, device: str, dtype: torch.dtype
+) -> tuple[torch.Tensor, int, int]:
+    """[k*k, h*w*ho*wo] 0/1: entry (tap, (q, o)) = 1 if tap links input pixel q to output o."""
+    ho, wo = (h + 2 * p - d * (k - 1) - 1) // s + 1, (w + 2 * p - d * (k - 1) - 1) // s + 1
+    pattern = torch.zeros(k, k, h, w, ho, wo, dtype=dtype)
+    for i in range(k):
+        for j in range(k):
+            for oh in range(ho):
+                r = oh * s - p + d * i
+                if not 0 <= r < h:
+                    continue
+                for ow in range(wo):
+                    c = ow * s - p + d * j
+                    if 0 <= c < w:
+                        pattern[i, j, r, c, oh, ow] = 1
+    return pattern.reshape(k * k, h * w * ho * wo).to(device), ho, wo
+
+
+def _matmul_depthwise(x: torch.Tensor, weight: torch.Tensor, s: int, p: int, d: int) -> torch.Tensor:
+    """The depthwise conv as [C, B, H*W] x [C, H*W, Ho*Wo] (plain autograd ops: grad, jvp)."""
+    b, c, h, w = x.shape
+    k = weight.shape[-1]
+    pattern, ho, wo = _taps_pattern(h, w, k, s, p, d, str(x.device), x.dtype)
+    matrix = (weight.reshape(c, k * k) @ pattern).view(c, h * w, ho * wo)
+    out = torch.bmm(x.reshape(b, c, h * w).transpose(0, 1), matrix)  # [C, B, Ho*Wo]
+    return out.transpose(0, 1).reshape(b, c, ho, wo)
 
 
 def _output_elements(x: torch.Tensor, k: int, s: int, p: int, d: int) -> int:
@@ -188,4 +258,4 @@ def _dilation1_weight_grad(
     )[1].contiguous()
 
 
-__all__ = ["CPU_FAST_BACKWARD", "MIN_OUTPUT_ELEMENTS", "depthwise_conv2d"]
+__all__ = ["CPU_FAST_BACKWARD", "MATMUL_MAX_OUTPUT_PIXELS", "MIN_OUTPUT_ELEMENTS", "depthwise_conv2d"]
