@@ -391,9 +391,10 @@ class SearchCell(nn.Module):
         * Per state, once for all edges reading it: the leading ReLU of every conv op (all of
           them start with ReLU(x)), the parameter-free ops (pooling + BN, identity), and for
           PC-DARTS the channel split and the bypass (max-pooled on stride-2 edges).
-        * Per state and conv op (sep_conv, dil_conv), the E edges reading the state run their
-          copies of the op side by side as grouped convolutions (`GroupedOps`): E times fewer
-          kernels.
+        * The conv ops (sep_conv, dil_conv) of the edges reading s0 and s1, and then of the
+          edges reading each node, run side by side as grouped convolutions (`GroupedOps`,
+          `_group_conv_ops`): sep_conv_3x3/5x5 and dil_conv_3x3 as one 5x5 depthwise conv,
+          dil_conv_5x5 as another; 8 groups per 4-node cell instead of 56 op calls.
         * Per node, one reduction: node = sum_{e,k} w_ek * op_ek(x_e) is one tensordot of the
           [n] weights with the stacked [n, B, C, H, W] op outputs, where w_ek = softmax(alpha)_ek
           (times the edge weight softmax(beta)_e for PC-DARTS), instead of 2n small mul/add.
