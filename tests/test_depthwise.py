@@ -119,7 +119,11 @@ def test_plain_conv_when_switched_off_small_or_not_float32_cpu(monkeypatch):
 
 
 def _uses_matmul(y: torch.Tensor) -> bool:
-    return type(y.grad_fn).__name__ in ("ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0")
+    return type(y.grad_fn).__name__ in (
+        "ViewBackward0",
+        "UnsafeViewBackward0",
+        "ReshapeAliasBackward0",
+    )
 
 
 # small maps (4x4 outputs, the last stage of a small supernet) run as a batched matrix product

@@ -327,7 +327,14 @@ class SearchCell(nn.Module):
                         members.setdefault(key, []).append((j, k, e))
             for group in members.values():
                 # SepConv members first (they alone run the second block), then op-major
-                group.sort(key=lambda m: (not isinstance(self.edges[m[2]].ops[m[1]], SepConv), m[1], m[0], m[2]))
+                group.sort(
+                    key=lambda m: (
+                        not isinstance(self.edges[m[2]].ops[m[1]], SepConv),
+                        m[1],
+                        m[0],
+                        m[2],
+                    )
+                )
                 runs: list[tuple[int, int]] = []
                 for j, _, _ in group:
                     if runs and runs[-1][0] == j:

@@ -136,7 +136,9 @@ def _taps_pattern(
     return pattern.reshape(k * k, h * w * ho * wo).to(device), ho, wo
 
 
-def _matmul_depthwise(x: torch.Tensor, weight: torch.Tensor, s: int, p: int, d: int) -> torch.Tensor:
+def _matmul_depthwise(
+    x: torch.Tensor, weight: torch.Tensor, s: int, p: int, d: int
+) -> torch.Tensor:
     """The depthwise conv as [C, B, H*W] x [C, H*W, Ho*Wo] (plain autograd ops: grad, jvp)."""
     b, c, h, w = x.shape
     k = weight.shape[-1]
@@ -258,4 +260,9 @@ def _dilation1_weight_grad(
     )[1].contiguous()
 
 
-__all__ = ["CPU_FAST_BACKWARD", "MATMUL_MAX_OUTPUT_PIXELS", "MIN_OUTPUT_ELEMENTS", "depthwise_conv2d"]
+__all__ = [
+    "CPU_FAST_BACKWARD",
+    "MATMUL_MAX_OUTPUT_PIXELS",
+    "MIN_OUTPUT_ELEMENTS",
+    "depthwise_conv2d",
+]

@@ -47,7 +47,9 @@ def groupable(op: nn.Module) -> bool:
         return False
     conv = (op[0] if isinstance(op, SepConv) else op)[1]
     k, d, p = conv.kernel_size[0], conv.dilation[0], conv.padding[0]
-    return conv.kernel_size[0] == conv.kernel_size[1] and isinstance(p, int) and 2 * p == d * (k - 1)
+    return (
+        conv.kernel_size[0] == conv.kernel_size[1] and isinstance(p, int) and 2 * p == d * (k - 1)
+    )
 
 
 def receptive_field(op: nn.Module) -> int:
@@ -88,9 +90,7 @@ one thread, batch < 16); measured (one thread, forward + backward, batch 8): 24 
 def _pointwise(x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
     """F.conv2d(x, weight [groups*c_out, c, 1, 1], groups=groups), as a matmul where it pays."""
     b, channels, h, w = x.shape
-    if not (
-        x.device.type == "cpu" and b < 16 and groups >= MATMUL_MIN_GROUPS > 0 and x.dim() == 4
-    ):
+    if not (x.device.type == "cpu" and b < 16 and groups >= MATMUL_MIN_GROUPS > 0 and x.dim() == 4):
         return F.conv2d(x, weight, None, groups=groups)
     c, c_out = channels // groups, weight.shape[0] // groups
     out = torch.matmul(weight.reshape(groups, c_out, c), x.reshape(b, groups, c, h * w))
@@ -115,7 +115,9 @@ class GroupedOps:
         self.n = len(members)
         self.n_sep = sum(isinstance(op, SepConv) for op in members)
         first = [op[0] if isinstance(op, SepConv) else op for op in members]
-        self.blocks: list[list[DilConv]] = [first] + ([[op[1] for op in members[: self.n_sep]]] if self.n_sep else [])
+        self.blocks: list[list[DilConv]] = [first] + (
+            [[op[1] for op in members[: self.n_sep]]] if self.n_sep else []
+        )
         conv = first[0][1]
         fam = family(members[0])
         self.size = fam[1] if fam[0] == "embedded" else conv.kernel_size[0]
@@ -215,7 +217,9 @@ class GroupedOps:
         if bn.running_mean is None:  # no running statistics (e.g. frozen for torch.func)
             return F.batch_norm(x, None, None, weight, bias, True, 0.0, bn.eps)
         if not self._tied(i):  # buffers were swapped out: run each member's BN on its channels
-            return torch.cat([b(part) for b, part in zip(bns, x.chunk(len(bns), 1), strict=True)], 1)
+            return torch.cat(
+                [b(part) for b, part in zip(bns, x.chunk(len(bns), 1), strict=True)], 1
+            )
         flat = self.flat[i]
         training = bn.training or not bn.track_running_stats
         if bn.training and bn.track_running_stats:
