@@ -88,18 +88,19 @@ def test_double_backward_equals_conv2d(k, stride, dilation):
         _close(a, b, f"second derivative wrt {name}")
 
 
+def _jvp_of_grad(conv, x, w, t) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.func.jvp (tangent t of w) of torch.func.grad of conv(x, w).tanh().sum()."""
+    grad = torch.func.grad(lambda a, b: conv(a, b).tanh().sum(), argnums=(0, 1))
+    return torch.func.jvp(lambda b: grad(x, b), (w,), (t,))[1]
+
+
 def test_torch_func_grad_and_jvp_equal_conv2d():
     """The path exact_hvp takes: torch.func.jvp of torch.func.grad through the conv."""
     x, w = _inputs(5, (8, 8))
     x, w = x.detach(), w.detach()
     t = torch.randn_like(w)
-
-    def hvp(conv) -> tuple[torch.Tensor, torch.Tensor]:
-        grad = torch.func.grad(lambda a, b: conv(a, b).tanh().sum(), argnums=(0, 1))
-        return torch.func.jvp(lambda b: grad(x, b), (w,), (t,))[1]
-
-    got = hvp(lambda a, b: depthwise_conv2d(a, b, (1, 1), (4, 4), (2, 2)))
-    want = hvp(lambda a, b: F.conv2d(a, b, None, 1, 4, 2, groups=6))
+    got = _jvp_of_grad(lambda a, b: depthwise_conv2d(a, b, (1, 1), (4, 4), (2, 2)), x, w, t)
+    want = _jvp_of_grad(lambda a, b: F.conv2d(a, b, None, 1, 4, 2, groups=6), x, w, t)
     for a, b, name in zip(got, want, ("x", "weight"), strict=True):
         _close(a, b, f"jvp of the gradient wrt {name}")
 
@@ -153,13 +154,8 @@ def test_small_maps_as_matmul_torch_func_and_float64(monkeypatch):
     x, w = _inputs(5, (4, 4))
     x, w = x.detach().double(), w.detach().double()
     t = torch.randn_like(w)
-
-    def hvp(conv) -> tuple[torch.Tensor, torch.Tensor]:
-        grad = torch.func.grad(lambda a, b: conv(a, b).tanh().sum(), argnums=(0, 1))
-        return torch.func.jvp(lambda b: grad(x, b), (w,), (t,))[1]
-
-    got = hvp(lambda a, b: depthwise_conv2d(a, b, (1, 1), (2, 2), (1, 1)))
-    want = hvp(lambda a, b: F.conv2d(a, b, None, 1, 2, 1, groups=6))
+    got = _jvp_of_grad(lambda a, b: depthwise_conv2d(a, b, (1, 1), (2, 2), (1, 1)), x, w, t)
+    want = _jvp_of_grad(lambda a, b: F.conv2d(a, b, None, 1, 2, 1, groups=6), x, w, t)
     for a, b, name in zip(got, want, ("x", "weight"), strict=True):
         assert (a - b).abs().max() < 1e-10, f"jvp of the gradient wrt {name}"
     monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 0)

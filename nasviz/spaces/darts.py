@@ -420,7 +420,7 @@ class SearchCell(nn.Module):
                 shared.append(self._state_inputs(states[len(shared)], len(shared)))
             outs, bypass = [], []
             for j in range(n):
-                outs += self._edge_outputs(offset + j, j, shared[j], shared, grouped)
+                outs += self._edge_outputs(offset + j, j, shared, grouped)
                 bypass.append(shared[j]["bypass"])
             node = torch.tensordot(w[offset : offset + n].reshape(-1), torch.stack(outs), dims=1)
             if self._k > 1:
@@ -446,9 +446,11 @@ class SearchCell(nn.Module):
         return {"x": x, "relu": None, "pool": {}, "bypass": bypass}
 
     def _edge_outputs(
-        self, e: int, j: int, inp: dict, shared: list[dict], grouped: dict
+        self, e: int, j: int, shared: list[dict], grouped: dict
     ) -> list[torch.Tensor]:
-        """The kept ops' outputs of edge e (reading state j), reusing the state's shared results."""
+        """The kept ops' outputs of edge e (reading state j), reusing the states' shared results
+        (``shared``) and the conv groups already run in this forward (``grouped``)."""
+        inp = shared[j]
         x, outs = inp["x"], []
         ops = self.edges[e].ops
         kept = range(len(ops))[self._kept] if isinstance(self._kept, slice) else self._kept

@@ -112,7 +112,7 @@ def _matmul_applies(
         and x.shape[-1] * x.shape[-2] <= MAX_MATMUL_INPUT_PIXELS
     ):
         return False
-    per_channel = _output_elements(x[:1, :1], weight.shape[-1], stride[0], padding[0], dilation[0])
+    per_channel = _output_pixels(x, weight.shape[-1], stride[0], padding[0], dilation[0])
     return 0 < per_channel <= MATMUL_MAX_OUTPUT_PIXELS
 
 
@@ -148,10 +148,15 @@ def _matmul_depthwise(
     return out.transpose(0, 1).reshape(b, c, ho, wo)
 
 
-def _output_elements(x: torch.Tensor, k: int, s: int, p: int, d: int) -> int:
-    b, c, h, w = x.shape
+def _output_pixels(x: torch.Tensor, k: int, s: int, p: int, d: int) -> int:
+    """Ho * Wo of the conv's output (per image and channel)."""
     span = d * (k - 1) + 1
-    return b * c * ((h + 2 * p - span) // s + 1) * ((w + 2 * p - span) // s + 1)
+    h, w = x.shape[-2:]
+    return ((h + 2 * p - span) // s + 1) * ((w + 2 * p - span) // s + 1)
+
+
+def _output_elements(x: torch.Tensor, k: int, s: int, p: int, d: int) -> int:
+    return x.shape[0] * x.shape[1] * _output_pixels(x, k, s, p, d)
 
 
 class _DepthwiseConv2d(torch.autograd.Function):

@@ -127,10 +127,6 @@ class GroupedOps:
         self.flat: list[dict[str, torch.Tensor]] = []
         self.tie_buffers()
 
-    @property
-    def E(self) -> int:  # noqa: N802 - the count of members (edges, for a one-op group)
-        return self.n
-
     def tie_buffers(self) -> None:
         """Make each block's BN running statistics views into one flat [n*c] buffer."""
         self.flat = []
