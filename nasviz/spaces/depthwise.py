@@ -16,13 +16,12 @@ keeps torch's forward and computes the backward from the fast kernels only:
 * input gradient: the transposed convolution, written as a forward convolution with the
   flipped kernel (on the stride-2 edges, of the output gradient with zeros inserted between its
   pixels): 2.4 -> 0.15 ms for 3x3 dilation 2;
-* weight gradient, dilation d > 1: the output pixel (h, w) reads input rows h + d*i, so the
-  output pixels of one phase (h mod d, w mod d) read only input pixels of the same phase, and the
-  d*d phases are a dilation-1 conv over a d*d times larger batch (stride 2 with dilation 2 reads
-  only the even input pixels: one dilation-1 phase). 2.2 -> 0.5 ms for 3x3 dilation 2;
-* weight gradient, kernels larger than 3: oneDNN's channels-last weight gradient, conversion
-  included, 6.4 -> 1.4 ms for 5x5 (channels_last everywhere makes the whole step slower, see
-  benchmarks/README.md, so only this kernel runs on it);
+* weight gradient: dL/dw[c] is the correlation of each image's input channel with its output
+  gradient, i.e. a depthwise *forward* conv over B*C channels with the output gradient as the
+  kernel (`_weight_grad`), summed over the batch. oneDNN's forward is the fast kernel, so for
+  every kernel, dilation and stride: 5x5 [8, 384, 8, 8] 4.9 -> 0.33 ms, stride 2 from
+  [8, 384, 16, 16] 7.4 -> 0.66 ms, 5x5 dilation 2 [8, 64, 16, 16] 3.0 -> 0.23 ms (torch's own
+  backward -> this; one thread, CPU time);
 * 3x3, dilation 1: torch's own backward (already fast).
 
 Small outputs (at most `MATMUL_MAX_OUTPUT_PIXELS` pixels per channel, the 4x4 maps of the last
@@ -56,9 +55,10 @@ matrix product on CPU (float32, float64); 0 switches it off."""
 
 MAX_MATMUL_INPUT_PIXELS = 64
 
-MIN_OUTPUT_ELEMENTS = 16384
-"""Below this many output elements the few extra small ops cost more than they save (measured:
-[8, 16, 8, 8] 5x5 0.31 ms torch vs 0.35 ms here, [8, 32, 8, 8] 0.43 vs 0.40 ms)."""
+MIN_OUTPUT_ELEMENTS = 8192
+"""Below this many output elements the few extra small ops cost more than they save (measured,
+forward + backward, 5x5: [8, 4, 8, 8] 0.18 ms torch vs 0.30 ms here, [8, 4, 16, 16] 0.37 vs
+0.33 ms, [8, 24, 8, 8] 0.34 vs 0.32 ms)."""
 
 _Pair = tuple[int, int]
 
@@ -218,51 +218,19 @@ def _input_grad(
 def _weight_grad(
     grad: torch.Tensor, x: torch.Tensor, k: int, s: int, p: int, d: int
 ) -> torch.Tensor:
-    """dL/dweight [C, 1, k, k] as a dilation-1 weight gradient (phases of the input, see above)."""
-    if d == 1:
-        return _dilation1_weight_grad(grad, x, k, s, p)
-    ho, wo = grad.shape[-2:]
-    if s > 1 and d % s == 0:  # rows s*h + d*i = s*(h + (d/s)*i): every s-th row only
-        x = _padded_to(x, p, s * (ho - 1) + d * (k - 1) + 1, s * (wo - 1) + d * (k - 1) + 1)
-        x, p, s, d = x[:, :, ::s, ::s], 0, 1, d // s
-    if d > 1 and s == 1:  # d*d phases, stacked along the batch (their sums add up)
-        eh, ew = -ho % d, -wo % d  # zero rows so that every phase has the same size
-        if eh or ew:
-            grad = F.pad(grad, (0, ew, 0, eh))
-        x = _phases(_padded_to(x, p, ho + eh + d * (k - 1), wo + ew + d * (k - 1)), d)
-        grad, p, d = _phases(grad, d), 0, 1
-    if d > 1:  # a stride that dilation is no multiple of: torch's own weight gradient
-        return torch.ops.aten.convolution_backward(
-            grad, x, x.new_empty(grad.shape[1], 1, k, k), None, [s, s], [p, p], [d, d],
-            False, [0, 0], grad.shape[1], [False, True, False],
-        )[1]  # fmt: skip
-    return _dilation1_weight_grad(grad, x, k, s, p)
+    """dL/dweight [C, 1, k, k] as a depthwise *forward* conv (oneDNN's fast kernel).
 
-
-def _padded_to(x: torch.Tensor, p: int, h: int, w: int) -> torch.Tensor:
-    """x zero-padded by p at the top and left, then padded or cropped to [.., h, w]."""
-    return F.pad(x, (p, w - p - x.shape[-1], p, h - p - x.shape[-2]))
-
-
-def _phases(t: torch.Tensor, d: int) -> torch.Tensor:
-    """[B, C, d*m, d*n] -> [d*d*B, C, m, n]: phase (r, q) is t[:, :, r::d, q::d], phase-major."""
-    b, c, h, w = t.shape
-    t = t.reshape(b, c, h // d, d, w // d, d).permute(3, 5, 0, 1, 2, 4)
-    return t.reshape(d * d * b, c, h // d, w // d)
-
-
-def _dilation1_weight_grad(
-    grad: torch.Tensor, x: torch.Tensor, k: int, s: int, p: int
-) -> torch.Tensor:
-    """torch's dilation-1 depthwise weight gradient, channels-last for kernels larger than 3."""
-    if k > 3:  # oneDNN's fast kernel for larger kernels is the channels-last one
-        grad = grad.contiguous(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    c = grad.shape[1]
-    shape = x.new_empty(c, 1, k, k)  # only its shape is read
-    return torch.ops.aten.convolution_backward(
-        grad, x, shape, None, [s, s], [p, p], [1, 1], False, [0, 0], c, [False, True, False]
-    )[1].contiguous()
+    dL/dw[c, i, j] = sum_{b, h, w} x_pad[b, c, s*h + d*i, s*w + d*j] * grad[b, c, h, w]: for one
+    (b, c) that is a correlation of x_pad with grad[b, c] as the kernel (dilation s, stride d),
+    so all B*C of them are one depthwise conv with B*C groups, summed over the batch.
+    """
+    b, c, ho, wo = grad.shape
+    xp = F.pad(x, (p, p, p, p))
+    out = F.conv2d(
+        xp.reshape(1, b * c, *xp.shape[-2:]), grad.reshape(b * c, 1, ho, wo), None, d, 0, s,
+        groups=b * c,
+    )  # fmt: skip
+    return out[..., :k, :k].reshape(b, c, k, k).sum(0).unsqueeze(1)
 
 
 __all__ = [
