@@ -80,6 +80,31 @@ def test_fast_forward_and_gradients_equal_reference(mixing):
     _close(a, ref_net(x), "eval-mode logits")
 
 
+def test_swapped_modules_in_a_group_fall_back_to_each_op_and_stay_equal():
+    """A member whose ReLU or BN was swapped makes its group run op by op (same function)."""
+    from nasviz.genotypes import PRIMITIVES
+
+    sep, dil = PRIMITIVES.index("sep_conv_3x3"), PRIMITIVES.index("dil_conv_3x3")
+    fast_net, ref_net = _pair("darts")
+    for net in (fast_net, ref_net):
+        net.cells[0].edges[0].ops[sep][0][0] = torch.nn.Softplus()
+        net.cells[1].edges[3].ops[dil][3].momentum = None  # cumulative moving average
+    cell0, cell1 = fast_net.cells[0], fast_net.cells[1]
+    assert not cell0._groups[cell0._member[(0, sep)][0]].usable()
+    assert not cell1._groups[cell1._member[(3, dil)][0]].usable()
+    assert cell0._groups[cell0._member[(4, sep)][0]].usable()  # edge 4 reads node 0: untouched
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    outs = []
+    for net in (fast_net, ref_net):
+        out = net(x)
+        F.cross_entropy(out, y).backward()
+        outs.append(out)
+    _close(outs[0], outs[1], "logits")
+    named_ref = dict(ref_net.named_parameters())
+    for n, p in fast_net.named_parameters():
+        _close(p.grad, named_ref[n].grad, f"gradient of {n}")
+
+
 def test_same_parameters_buffers_and_checkpoint_keys_as_reference():
     for mixing, expected in (("darts", 1_930_618), ("pc-darts-k4", 299_578)):
         fast_net, ref_net = _pair(mixing, SpaceConfig())

@@ -452,22 +452,27 @@ class SearchCell(nn.Module):
         (``shared``) and the conv groups already run in this forward (``grouped``)."""
         inp = shared[j]
         x, outs = inp["x"], []
-        ops = self.edges[e].ops
+        ops = list(self.edges[e].ops)  # (a list: ModuleList indexing is slow Python)
         kept = range(len(ops))[self._kept] if isinstance(self._kept, slice) else self._kept
         for k in kept:
             op = ops[k]
             member = self._member.get((e, k))
+            if member is not None and member[0] not in grouped:  # the whole group at once
+                group = self._groups[member[0]]
+                parts = group.parts()
+                grouped[member[0]] = (
+                    group(self._grouped_input(member[0], shared), parts)
+                    if group.usable(parts)
+                    else None  # modules were swapped: every op runs on its own
+                )
             if k in self._pools:  # shared module: computed by the first edge reading the state
                 if k not in inp["pool"]:
                     inp["pool"][k] = op(self._pool_input(inp))
                 outs.append(inp["pool"][k])
             elif isinstance(op, Identity):
                 outs.append(x)
-            elif member is not None and self._groups[member[0]].usable():
-                g, pos = member
-                if g not in grouped:  # every member of the group at once
-                    grouped[g] = self._groups[g](self._grouped_input(g, shared))
-                outs.append(grouped[g][pos])
+            elif member is not None and grouped[member[0]] is not None:
+                outs.append(grouped[member[0]][member[1]])
             elif starts_with_relu(op):
                 outs.append(op.after_relu(self._relu(inp)))
             else:

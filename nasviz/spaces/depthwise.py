@@ -225,9 +225,8 @@ def _weight_grad(
     so all B*C of them are one depthwise conv with B*C groups, summed over the batch.
     """
     b, c, ho, wo = grad.shape
-    xp = F.pad(x, (p, p, p, p))
-    out = F.conv2d(
-        xp.reshape(1, b * c, *xp.shape[-2:]), grad.reshape(b * c, 1, ho, wo), None, d, 0, s,
+    out = F.conv2d(  # the conv's own zero padding: no padded copy of x
+        x.reshape(1, b * c, *x.shape[-2:]), grad.reshape(b * c, 1, ho, wo), None, d, p, s,
         groups=b * c,
     )  # fmt: skip
     return out[..., :k, :k].reshape(b, c, k, k).sum(0).unsqueeze(1)
