@@ -257,7 +257,9 @@ class SupernetSearch(Search):
 
     def clip_weight_gradients(self) -> None:
         """Clip the weight gradients' total norm to ``grad_clip`` (multi-tensor when enabled)."""
-        params = self.model.weight_parameters()
+        # the tensors the weight optimizer updates (= model.weight_parameters(), without walking
+        # the module tree on every step)
+        params = [p for group in self.w_optimizer.param_groups for p in group["params"]]
         if self.config.multi_tensor:
             fast.clip_grad_norm(params, self.config.grad_clip)
         else:
