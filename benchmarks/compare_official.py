@@ -81,6 +81,7 @@ class Result:
     wall_images_per_second: float
     peak_mb: float  # peak RSS (CPU) or max_memory_allocated (CUDA)
     base_mb: float  # RSS before the supernet was built (CPU), 0 on CUDA
+    saved_mb: float  # tensors saved for backward by one forward (the larger of the step's two)
     params: int  # weight parameters of the benchmarked supernet
     paper_params: int  # weight parameters of the same method at C=16, 8 cells
 
@@ -144,6 +145,8 @@ def official_step(method: str, code: Path, shape: Shape, device: torch.device, k
         torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
         optimizer.step()
 
+    step.model = model
+
     def paper_params() -> int:
         # at C=16 on CPU the alphas need no GPU: only count parameters (not registered ones)
         return sum(p.numel() for p in model_search.Network(16, 10, 8, criterion).parameters())
@@ -190,6 +193,8 @@ def nasviz_step(method: str, shape: Shape, device: torch.device, k: int, order: 
         search.arch_step(x, y, x_val, y_val)
         search.weight_step(x, y)
 
+    step.model = search.model
+
     def paper_params() -> int:
         mixing = PartialChannelMixing(k=k) if method == "pc-darts" else Mixing()
         net = SearchNetwork(SpaceConfig(C=16, layers=8), mixing)
@@ -208,6 +213,34 @@ def _rss_mb() -> float:
 def _peak_rss_mb() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 2**20 if sys.platform == "darwin" else rss / 2**10
+
+
+def saved_for_backward_mb(step, *batch: torch.Tensor) -> float:
+    """MiB of the tensors that one forward of ``step`` saves for its backward (activations and
+    the copies an implementation makes; the model's own parameters not counted), the larger of
+    the step's two forwards (architecture step, weight step). Counted by storage, so views of
+    one tensor count once. This is the memory the algorithm holds at its peak, without the
+    allocator's and the runtime's share that a process's RSS also contains."""
+    params = {p.untyped_storage().data_ptr() for p in step.model.parameters()}
+    state: dict = {"packing": False, "current": {}, "totals": []}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if not state["packing"]:  # a new forward began
+            state["packing"], state["current"] = True, {}
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            state["current"][storage.data_ptr()] = storage.nbytes()
+        return t
+
+    def unpack(t: torch.Tensor) -> torch.Tensor:
+        if state["packing"]:  # its backward began: the forward's total is complete
+            state["packing"] = False
+            state["totals"].append(sum(state["current"].values()))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        step(*batch)
+    return max(state["totals"], default=0) / 2**20
 
 
 def run_one(opts: dict) -> Result:
@@ -245,9 +278,10 @@ def run_one(opts: dict) -> Result:
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak = _peak_rss_mb()  # read before counting the paper-size supernet below
+    saved = saved_for_backward_mb(step, x, y, x_val, y_val)  # after the peak was read
     return Result(
         opts["impl"], name, shape.batch, shape.batch / dt, dt, shape.batch / wall, peak, base,
-        params, paper(),
+        saved, params, paper(),
     )  # fmt: skip
 
 
@@ -271,9 +305,9 @@ def summarize(results: list[Result], impls: list[str]) -> list[str]:
     lines = []
     head = f"{'case':<16} {'batch':>5} " + " ".join(f"{i + ' img/s':>16}" for i in impls)
     head += " " + " ".join(f"{'x ' + i:>17}" for i in impls[1:])
-    head += (
-        " " + " ".join(f"{i[:8] + ' MiB':>13}" for i in impls) + "   params (this / C=16 8 cells)"
-    )
+    head += " " + " ".join(f"{i[:8] + ' MiB':>13}" for i in impls)
+    head += " " + " ".join(f"{i[:8] + ' saved':>14}" for i in impls)
+    head += "   params (this / C=16 8 cells)"
     lines.append(head)
     keys = sorted(
         {(r.case, r.batch) for r in results},
@@ -288,6 +322,7 @@ def summarize(results: list[Result], impls: list[str]) -> list[str]:
             continue
         med = {i: statistics.median(r.images_per_second for r in v) for i, v in rows.items()}
         mem = {i: statistics.median(r.peak_mb for r in v) for i, v in rows.items()}
+        saved = {i: statistics.median(r.saved_mb for r in v) for i, v in rows.items()}
         line = f"{case:<16} {batch:>5} " + " ".join(f"{med[i]:>16.2f}" for i in impls)
         for i in impls[1:]:  # ratio to the official code, with the range over repeats
             per = [
@@ -296,6 +331,7 @@ def summarize(results: list[Result], impls: list[str]) -> list[str]:
             ]
             line += f" {med[i] / med[impls[0]]:>6.2f} ({min(per):.2f}-{max(per):.2f})"
         line += " " + " ".join(f"{mem[i]:>13.0f}" for i in impls)
+        line += " " + " ".join(f"{saved[i]:>14.1f}" for i in impls)
         line += "   " + ", ".join(
             f"{i} {rows[i][0].params:,}/{rows[i][0].paper_params:,}" for i in impls
         )
@@ -386,7 +422,8 @@ def main() -> None:
                         print(
                             f"  [{rep + 1}/{args.repeats}] {name:<16} b={batch:<4} {impl:<8} "
                             f"{r.images_per_second:8.2f} img/s ({clock}; wall "
-                            f"{r.wall_images_per_second:.2f})  peak {r.peak_mb:7.0f} MiB",
+                            f"{r.wall_images_per_second:.2f})  peak {r.peak_mb:7.0f} MiB  saved "
+                            f"{r.saved_mb:6.1f} MiB",
                             flush=True,
                         )
     finally:
@@ -397,7 +434,7 @@ def main() -> None:
     mem = "max_memory_allocated" if cuda else "peak RSS of the process"
     print(
         f"\nmedian images/s ({clock} clock); x = ratio to the official code (range over repeats); "
-        f"MiB = {mem}"
+        f"MiB = {mem}; saved = MiB of tensors one forward saves for backward"
     )
     print("\n".join(summarize(results, impls)))
 

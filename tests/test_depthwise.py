@@ -120,11 +120,7 @@ def test_plain_conv_when_switched_off_small_or_not_float32_cpu(monkeypatch):
 
 
 def _uses_matmul(y: torch.Tensor) -> bool:
-    return type(y.grad_fn).__name__ in (
-        "ViewBackward0",
-        "UnsafeViewBackward0",
-        "ReshapeAliasBackward0",
-    )
+    return type(y.grad_fn).__name__ == "_MatmulDepthwiseBackward"
 
 
 # small maps (4x4 outputs, the last stage of a small supernet) run as a batched matrix product
@@ -160,3 +156,48 @@ def test_small_maps_as_matmul_torch_func_and_float64(monkeypatch):
         assert (a - b).abs().max() < 1e-10, f"jvp of the gradient wrt {name}"
     monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 0)
     assert not _uses_matmul(depthwise_conv2d(x.requires_grad_(), w, (1, 1), (2, 2), (1, 1)))
+
+
+@pytest.mark.parametrize("size", [(16, 16), (4, 4)])
+def test_a_backward_that_stops_before_the_kernel_skips_its_gradient(monkeypatch, size):
+    """An architecture step's backward(inputs=alphas) never uses the weights' gradients: the
+    Functions skip them (the conv's weight gradient, the matmul's kernel gradient)."""
+    monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 16)
+    calls, asked = [], []
+    orig_grad, orig_needed = depthwise._weight_grad, depthwise.grad_needed
+    monkeypatch.setattr(depthwise, "_weight_grad", lambda *a: (calls.append(1), orig_grad(*a))[1])
+    monkeypatch.setattr(
+        depthwise,
+        "grad_needed",
+        lambda ctx, i: (asked.append((i, orig_needed(ctx, i))), asked[-1][1])[1],
+    )
+    x, w = _inputs(5, size)
+    scale = torch.ones(1, requires_grad=True)  # stands for the alphas, upstream of the conv
+    y = depthwise_conv2d(x * scale, w * 1.0, (1, 1), (2, 2), (1, 1))
+    assert _uses_matmul(y) == (size == (4, 4)) and _uses_fast_backward(y) == (size == (16, 16))
+    (g,) = torch.autograd.grad(y.square().sum(), [scale], retain_graph=True)
+    assert calls == [] and sorted(asked) == [(0, True), (1, False)]
+    ref = F.conv2d(x * scale, w, None, 1, 2, 1, groups=x.shape[1])
+    _close(
+        g,
+        torch.autograd.grad(ref.square().sum(), [scale], retain_graph=True)[0],
+        "gradient upstream",
+    )
+    asked.clear()
+    y.square().sum().backward(inputs=[scale], retain_graph=True)
+    assert sorted(asked) == [(0, True), (1, False)]
+    _close(scale.grad, g, "backward(inputs=...)")
+    asked.clear()
+    y.square().sum().backward()  # a full backward computes the kernel's gradient
+    assert sorted(asked) == [(0, True), (1, True)] and calls == ([1] if size == (16, 16) else [])
+    _close(w.grad, torch.autograd.grad(ref.square().sum(), [w])[0], "kernel gradient")
+
+
+def test_small_maps_as_matmul_save_x_and_the_kernel_only(monkeypatch):
+    monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 16)
+    x, w = _inputs(5, (4, 4), channels=32)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: (saved.append(t), t)[1], lambda t: t):
+        y = depthwise_conv2d(x, w, (1, 1), (2, 2), (1, 1))
+    assert _uses_matmul(y)
+    assert sorted(t.numel() for t in saved) == sorted([x.numel(), w.numel()])

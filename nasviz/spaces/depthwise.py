@@ -26,9 +26,10 @@ keeps torch's forward and computes the backward from the fast kernels only:
 
 Small outputs (at most `MATMUL_MAX_OUTPUT_PIXELS` pixels per channel, the 4x4 maps of the last
 stage of a small supernet) run as a matrix product instead, forward and backward: per channel,
-the conv is a [H*W, Ho*Wo] matrix built from its k*k taps (`_taps_pattern`: which tap links
-input pixel q to output pixel o, a constant 0/1 tensor), so the conv is one batched product
-[C, B, H*W] x [C, H*W, Ho*Wo] and its gradients are batched products too. oneDNN's depthwise
+the conv is a [H*W, Ho*Wo] matrix gathered from its k*k taps (`_taps_index`: which tap links
+input pixel q to output pixel o), so the conv is one batched product [C, B, H*W] x
+[C, H*W, Ho*Wo] and its gradients are batched products too (`_MatmulDepthwise`: it saves x and
+the kernel, not the matrix, which is larger than x at batch 8, and rebuilds it). oneDNN's depthwise
 kernels have a large fixed cost there: one thread, forward + backward, [8, 128, 4, 4]: 5x5
 1.69 -> 0.34 ms, 3x3 dilation 2 1.07 -> 0.26 ms; [32, 128, 4, 4] 5x5 5.07 -> 0.50 ms; stride 2
 from 8x8, 5x5 1.15 -> 0.66 ms. At 8x8 outputs the matrix has 64x64 entries and loses (3x3:
@@ -68,6 +69,8 @@ def depthwise_conv2d(
 ) -> torch.Tensor:
     """F.conv2d(x, weight, None, stride, padding, dilation, groups=channels), [C, 1, k, k]."""
     if _matmul_applies(x, weight, stride, padding, dilation):
+        if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
+            return _MatmulDepthwise.apply(x, weight, stride[0], padding[0], dilation[0])
         return _matmul_depthwise(x, weight, stride[0], padding[0], dilation[0])
     if _fast_backward_applies(x, weight, stride, padding, dilation):
         return _DepthwiseConv2d.apply(x, weight, stride[0], padding[0], dilation[0])
@@ -136,16 +139,107 @@ def _taps_pattern(
     return pattern.reshape(k * k, h * w * ho * wo).to(device), ho, wo
 
 
+@functools.lru_cache(maxsize=256)
+def _taps_index(h: int, w: int, k: int, s: int, p: int, d: int, device: str) -> torch.Tensor:
+    """[h*w*ho*wo]: the tap linking input pixel q to output o, k*k where none does."""
+    pattern = _taps_pattern(h, w, k, s, p, d, device, torch.float32)[0]
+    return torch.where(pattern.any(0), pattern.argmax(0), k * k)
+
+
+def _conv_matrix(weight: torch.Tensor, h: int, w: int, s: int, p: int, d: int) -> torch.Tensor:
+    """The [C, H*W, Ho*Wo] matrix of the depthwise conv: each entry a tap of its channel or 0
+    (a gather from the kernel with a zero appended: cheaper than a product with the pattern)."""
+    c, k = weight.shape[0], weight.shape[-1]
+    index = _taps_index(h, w, k, s, p, d, str(weight.device))
+    taps = F.pad(weight.reshape(c, k * k), (0, 1))  # [C, k*k + 1], the last one 0
+    return torch.index_select(taps, 1, index).view(c, h * w, -1)
+
+
 def _matmul_depthwise(
     x: torch.Tensor, weight: torch.Tensor, s: int, p: int, d: int
 ) -> torch.Tensor:
     """The depthwise conv as [C, B, H*W] x [C, H*W, Ho*Wo] (plain autograd ops: grad, jvp)."""
     b, c, h, w = x.shape
-    k = weight.shape[-1]
-    pattern, ho, wo = _taps_pattern(h, w, k, s, p, d, str(x.device), x.dtype)
-    matrix = (weight.reshape(c, k * k) @ pattern).view(c, h * w, ho * wo)
+    matrix = _conv_matrix(weight, h, w, s, p, d)
     out = torch.bmm(x.reshape(b, c, h * w).transpose(0, 1), matrix)  # [C, B, Ho*Wo]
+    ho, wo = _output_size(h, w, weight.shape[-1], s, p, d)
     return out.transpose(0, 1).reshape(b, c, ho, wo)
+
+
+def _output_size(h: int, w: int, k: int, s: int, p: int, d: int) -> tuple[int, int]:
+    span = d * (k - 1) + 1
+    return (h + 2 * p - span) // s + 1, (w + 2 * p - span) // s + 1
+
+
+def grad_needed(ctx, i: int) -> bool:  # noqa: ANN001 - an autograd backward's ctx
+    """True if input i's gradient is used by this backward pass.
+
+    ``needs_input_grad`` only says the input requires grad; in an architecture step
+    (``backward(inputs=alphas)``) the engine never runs the weights' gradient nodes, and plain
+    autograd ops skip those gradients. A Function asks the engine the same (the private
+    `torch._C._will_engine_execute_node`, which torch.utils.checkpoint uses too); where it
+    cannot answer (an older torch, a leaf in ``autograd.grad``), the gradient is computed.
+    """
+    if not ctx.needs_input_grad[i]:
+        return False
+    will_run = getattr(torch._C, "_will_engine_execute_node", None)
+    node = ctx.next_functions[i][0]
+    if will_run is None or node is None:
+        return True
+    try:
+        return bool(will_run(node))
+    except RuntimeError:
+        return True
+
+
+class _MatmulDepthwise(torch.autograd.Function):
+    """`_matmul_depthwise` saving only x and the kernel for backward.
+
+    Autograd of the plain ops would save the [C, H*W, Ho*Wo] matrix, which at these sizes is
+    larger than x (at batch 8 twice its size: 8 MiB of a small DARTS step's 83 MiB of saved
+    tensors); the backward rebuilds it from the kernel (one small product).
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, s: int, p: int, d: int) -> torch.Tensor:
+        return _matmul_depthwise(x, weight, s, p, d)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - autograd's signature
+        x, weight, s, p, d = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.save_for_forward(x, weight)
+        ctx.conf = (s, p, d)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205 - autograd's signature
+        x, weight = ctx.saved_tensors
+        s, p, d = ctx.conf
+        b, c, h, w = x.shape
+        k = weight.shape[-1]
+        pattern, ho, wo = _taps_pattern(h, w, k, s, p, d, str(x.device), x.dtype)
+        g = grad.reshape(b, c, ho * wo).transpose(0, 1)  # [C, B, Ho*Wo]
+        gx = gw = None
+        if grad_needed(ctx, 0):
+            matrix = _conv_matrix(weight, h, w, s, p, d)
+            gx = torch.bmm(g, matrix.transpose(1, 2)).transpose(0, 1).reshape(b, c, h, w)
+        if grad_needed(ctx, 1):
+            xt = x.reshape(b, c, h * w).permute(1, 2, 0)  # [C, H*W, B]
+            grad_matrix = torch.bmm(xt, g)  # [C, H*W, Ho*Wo]
+            gw = (grad_matrix.reshape(c, -1) @ pattern.t()).view(c, 1, k, k)
+        return gx, gw, None, None, None
+
+    @staticmethod
+    def jvp(ctx, x_t, w_t, *_):  # noqa: ANN001, ANN205 - autograd's signature (torch.func.jvp)
+        x, weight = ctx.saved_tensors
+        s, p, d = ctx.conf
+        out = None
+        if x_t is not None:
+            out = _matmul_depthwise(x_t, weight, s, p, d)
+        if w_t is not None:
+            y = _matmul_depthwise(x, w_t, s, p, d)
+            out = y if out is None else out + y
+        return out
 
 
 def _output_pixels(x: torch.Tensor, k: int, s: int, p: int, d: int) -> int:
@@ -178,14 +272,14 @@ class _DepthwiseConv2d(torch.autograd.Function):
         x, weight = ctx.saved_tensors
         s, p, d = ctx.conf
         gx = gw = None
-        if ctx.needs_input_grad[0] and d == 1:  # torch's input gradient is fast without dilation
+        if grad_needed(ctx, 0) and d == 1:  # torch's input gradient is fast without dilation
             gx = torch.ops.aten.convolution_backward(
                 grad, x, weight, None, [s, s], [p, p], [1, 1], False, [0, 0], x.shape[1],
                 [True, False, False],
             )[0]  # fmt: skip
-        elif ctx.needs_input_grad[0]:
+        elif grad_needed(ctx, 0):
             gx = _input_grad(grad, weight, x.shape[-2:], s, p, d)
-        if ctx.needs_input_grad[1]:
+        if grad_needed(ctx, 1):  # not in an architecture step, whose backward stops at the alphas
             gw = _weight_grad(grad, x, weight.shape[-1], s, p, d)
         return gx, gw, None, None, None
 
