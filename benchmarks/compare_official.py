@@ -82,6 +82,7 @@ class Result:
     peak_mb: float  # peak RSS (CPU) or max_memory_allocated (CUDA)
     base_mb: float  # RSS before the supernet was built (CPU), 0 on CUDA
     saved_mb: float  # tensors saved for backward by one forward (the larger of the step's two)
+    threads: int  # torch intra-op threads the step ran with
     params: int  # weight parameters of the benchmarked supernet
     paper_params: int  # weight parameters of the same method at C=16, 8 cells
 
@@ -245,7 +246,10 @@ def saved_for_backward_mb(step, *batch: torch.Tensor) -> float:
 
 def run_one(opts: dict) -> Result:
     """Time one (implementation, case) in this process (called in a fresh child)."""
-    torch.set_num_threads(opts["threads"])
+    if opts["threads"] > 0:
+        torch.set_num_threads(opts["threads"])
+    # else "as shipped": the official code keeps torch's default, nasviz applies its own rule
+    # (nasviz.threads: one thread on CPU unless told otherwise) when the search is built
     device = torch.device(opts["device"])
     name, method, over = next(c for c in CASES if c[0] == opts["case"])
     k, order = over.get("k", 1), over.get("order", 1)
@@ -281,7 +285,7 @@ def run_one(opts: dict) -> Result:
     saved = saved_for_backward_mb(step, x, y, x_val, y_val)  # after the peak was read
     return Result(
         opts["impl"], name, shape.batch, shape.batch / dt, dt, shape.batch / wall, peak, base,
-        saved, params, paper(),
+        saved, torch.get_num_threads(), params, paper(),
     )  # fmt: skip
 
 
@@ -348,7 +352,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="timed steps (5 CPU, 20 CUDA)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats per case")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of every process")
+    parser.add_argument(
+        "--threads", type=int, default=1,
+        help="torch threads of every process; 0: as each implementation ships (the official code "
+        "with torch's default, nasviz with its own rule), timed by the wall clock",
+    )  # fmt: skip
     parser.add_argument(
         "--clock", choices=("cpu", "wall"), default=None,
         help="cpu: the process's CPU time per step (default on CPU: on a shared machine the wall "
@@ -370,7 +378,7 @@ def main() -> None:
         return
 
     cuda = args.device.startswith("cuda")
-    clock = args.clock or ("wall" if cuda else "cpu")
+    clock = args.clock or ("wall" if cuda or args.threads == 0 else "cpu")
     if clock == "cpu" and args.threads != 1:
         raise ValueError("--clock cpu needs --threads 1 (CPU time adds up over threads)")
     if cuda and not torch.cuda.is_available():
@@ -423,7 +431,7 @@ def main() -> None:
                             f"  [{rep + 1}/{args.repeats}] {name:<16} b={batch:<4} {impl:<8} "
                             f"{r.images_per_second:8.2f} img/s ({clock}; wall "
                             f"{r.wall_images_per_second:.2f})  peak {r.peak_mb:7.0f} MiB  saved "
-                            f"{r.saved_mb:6.1f} MiB",
+                            f"{r.saved_mb:6.1f} MiB  threads {r.threads}",
                             flush=True,
                         )
     finally:
