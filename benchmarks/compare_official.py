@@ -387,14 +387,19 @@ def main() -> None:
     batches = args.batch or ([64, 256] if cuda else [8, 32])
     steps = args.steps or (20 if cuda else 5)
     cases = [c for c in CASES if not args.only or any(s in c[0] for s in args.only)]
+    for method, flag, repo, given in (
+        ("pc-darts", "--official", "yuhuixu1993/PC-DARTS", args.official),
+        ("darts", "--official-darts", "quark0/darts", args.official_darts),
+    ):
+        if not given and any(c[1] == method for c in cases):
+            print(f"skipping the {method} cases: no {flag} PATH (a checkout of {repo})")
+            cases = [c for c in cases if c[1] != method]
+    if not cases:
+        raise ValueError("no case to run: give --official PATH and/or --official-darts PATH")
     roots = {}
     if any(c[1] == "pc-darts" for c in cases):
-        if not args.official:
-            raise ValueError("--official PATH (the PC-DARTS checkout) is needed for PC-DARTS cases")
         roots["pc-darts"] = str(patched_copy(official_root(args.official, "PC-DARTS"), args.device))
     if any(c[1] == "darts" for c in cases):
-        if not args.official_darts:
-            raise ValueError("--official-darts PATH (quark0/darts) is needed for DARTS cases")
         roots["darts"] = str(patched_copy(official_root(args.official_darts, "DARTS"), args.device))
     impls = ["official", "nasviz"] + (["baseline"] if args.baseline else [])
     if args.baseline and not (Path(args.baseline) / "nasviz").is_dir():

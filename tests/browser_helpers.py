@@ -418,11 +418,16 @@ def run_notebook(
 
 
 def copy_notebooks(target: Path, names: list[str]) -> Path:
-    """Copy the ``names`` notebooks into ``target`` (JupyterLab autosaves outputs into them)."""
-    target.mkdir(parents=True, exist_ok=True)
+    """Copy the ``names`` notebooks into ``target``/notebooks (JupyterLab autosaves outputs into
+    them) and return that folder. One level down, so that the notebooks' run cache
+    (``OUT = "../runs/..."``, read back on the next Run All) lands in ``target`` too: copied into
+    ``target`` itself, a second timing would read the first one's finished runs from
+    ``target``'s parent (e.g. /tmp/runs) and measure nothing."""
+    folder = target / "notebooks"
+    folder.mkdir(parents=True, exist_ok=True)
     for name in names:
-        shutil.copy2(NOTEBOOKS / name, target / name)
-    return target
+        shutil.copy2(NOTEBOOKS / name, folder / name)
+    return folder
 
 
 # ------------------------------------------------------------------------------ script
