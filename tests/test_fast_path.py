@@ -80,6 +80,24 @@ def test_fast_forward_and_gradients_equal_reference(mixing):
     _close(a, ref_net(x), "eval-mode logits")
 
 
+@pytest.mark.parametrize("mixing", ["darts", "pc-darts-k4", "snas"])
+def test_architecture_step_backward_equals_reference(mixing):
+    """backward(inputs=alphas), as the first-order architecture step runs it: the custom
+    backwards skip the weights' gradients (depthwise.grad_needed) and must still pass every
+    gradient the alphas need."""
+    fast_net, ref_net = _pair(mixing)
+    x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    grads = []
+    for net in (fast_net, ref_net):
+        torch.manual_seed(11)
+        F.cross_entropy(net(x), y).backward(inputs=net.arch_parameters())
+        assert all(p.grad is None for p in net.weight_parameters())
+        grads.append([p.grad for p in net.arch_parameters()])
+    for a, b in zip(*grads, strict=True):
+        assert a.abs().sum() > 0
+        _close(a, b, "architecture gradient")
+
+
 def test_swapped_modules_in_a_group_fall_back_to_each_op_and_stay_equal():
     """A member whose ReLU or BN was swapped makes its group run op by op (same function)."""
     from nasviz.genotypes import PRIMITIVES
