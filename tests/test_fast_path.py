@@ -48,13 +48,10 @@ def _close(a: torch.Tensor, b: torch.Tensor, what: str) -> None:
     assert (a - b).abs().max().item() <= 1e-4 * b.abs().max().item() + 1e-6, what
 
 
-@pytest.mark.parametrize("mixing", list(MIXINGS))
-def test_fast_forward_and_gradients_equal_reference(mixing):
-    fast_net, ref_net = _pair(mixing)
-    for (n, a), (_, b) in zip(fast_net.named_parameters(), ref_net.named_parameters(), strict=True):
-        assert torch.equal(a, b), f"same initialization: {n}"
-    x = torch.randn(6, 1, 8, 8)
-    y = torch.randint(0, 10, (6,))
+def _same_loss_and_gradients(
+    fast_net: SearchNetwork, ref_net: SearchNetwork, x: torch.Tensor, y: torch.Tensor
+) -> None:
+    """One forward + backward of both nets: equal logits and gradients of every parameter."""
     outs = []
     for net in (fast_net, ref_net):
         torch.manual_seed(11)  # SNAS: the same Gumbel sample for both
@@ -65,6 +62,15 @@ def test_fast_forward_and_gradients_equal_reference(mixing):
     named_ref = dict(ref_net.named_parameters())
     for n, p in fast_net.named_parameters():
         _close(p.grad, named_ref[n].grad, f"gradient of {n}")
+
+
+@pytest.mark.parametrize("mixing", list(MIXINGS))
+def test_fast_forward_and_gradients_equal_reference(mixing):
+    fast_net, ref_net = _pair(mixing)
+    for (n, a), (_, b) in zip(fast_net.named_parameters(), ref_net.named_parameters(), strict=True):
+        assert torch.equal(a, b), f"same initialization: {n}"
+    x = torch.randn(6, 1, 8, 8)
+    _same_loss_and_gradients(fast_net, ref_net, x, torch.randint(0, 10, (6,)))
     assert fast_net.alpha_normal.grad.abs().sum() > 0 and fast_net.alpha_reduce.grad.abs().sum() > 0
     if fast_net.betas() is not None:
         assert fast_net.beta_normal.grad.abs().sum() > 0
@@ -83,7 +89,7 @@ def test_fast_forward_and_gradients_equal_reference(mixing):
 @pytest.mark.parametrize("mixing", ["darts", "pc-darts-k4", "snas"])
 def test_architecture_step_backward_equals_reference(mixing):
     """backward(inputs=alphas), as the first-order architecture step runs it: the custom
-    backwards skip the weights' gradients (depthwise.grad_needed) and must still pass every
+    backwards skip the weights' gradients (functions.grad_needed) and must still pass every
     gradient the alphas need."""
     fast_net, ref_net = _pair(mixing)
     x, y = torch.randn(6, 1, 8, 8), torch.randint(0, 10, (6,))
@@ -111,16 +117,7 @@ def test_swapped_modules_in_a_group_fall_back_to_each_op_and_stay_equal():
     assert not cell0._groups[cell0._member[(0, sep)][0]].usable()
     assert not cell1._groups[cell1._member[(3, dil)][0]].usable()
     assert cell0._groups[cell0._member[(4, sep)][0]].usable()  # edge 4 reads node 0: untouched
-    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
-    outs = []
-    for net in (fast_net, ref_net):
-        out = net(x)
-        F.cross_entropy(out, y).backward()
-        outs.append(out)
-    _close(outs[0], outs[1], "logits")
-    named_ref = dict(ref_net.named_parameters())
-    for n, p in fast_net.named_parameters():
-        _close(p.grad, named_ref[n].grad, f"gradient of {n}")
+    _same_loss_and_gradients(fast_net, ref_net, torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))
 
 
 def test_same_parameters_buffers_and_checkpoint_keys_as_reference():

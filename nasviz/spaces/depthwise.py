@@ -47,6 +47,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from nasviz.spaces.functions import bilinear_jvp, grad_needed, save_inputs
+
 CPU_FAST_BACKWARD = True
 """Use the backward above for float32 CPU tensors (False: always torch's own backward)."""
 
@@ -122,9 +124,9 @@ def _matmul_applies(
 @functools.lru_cache(maxsize=256)
 def _taps_pattern(
     h: int, w: int, k: int, s: int, p: int, d: int, device: str, dtype: torch.dtype
-) -> tuple[torch.Tensor, int, int]:
+) -> torch.Tensor:
     """[k*k, h*w*ho*wo] 0/1: entry (tap, (q, o)) = 1 if tap links input pixel q to output o."""
-    ho, wo = (h + 2 * p - d * (k - 1) - 1) // s + 1, (w + 2 * p - d * (k - 1) - 1) // s + 1
+    ho, wo = _output_size(h, w, k, s, p, d)
     pattern = torch.zeros(k, k, h, w, ho, wo, dtype=dtype)
     for i in range(k):
         for j in range(k):
@@ -136,13 +138,13 @@ def _taps_pattern(
                     c = ow * s - p + d * j
                     if 0 <= c < w:
                         pattern[i, j, r, c, oh, ow] = 1
-    return pattern.reshape(k * k, h * w * ho * wo).to(device), ho, wo
+    return pattern.reshape(k * k, h * w * ho * wo).to(device)
 
 
 @functools.lru_cache(maxsize=256)
 def _taps_index(h: int, w: int, k: int, s: int, p: int, d: int, device: str) -> torch.Tensor:
     """[h*w*ho*wo]: the tap linking input pixel q to output o, k*k where none does."""
-    pattern = _taps_pattern(h, w, k, s, p, d, device, torch.float32)[0]
+    pattern = _taps_pattern(h, w, k, s, p, d, device, torch.float32)
     return torch.where(pattern.any(0), pattern.argmax(0), k * k)
 
 
@@ -167,29 +169,9 @@ def _matmul_depthwise(
 
 
 def _output_size(h: int, w: int, k: int, s: int, p: int, d: int) -> tuple[int, int]:
+    """(Ho, Wo) of a kxk conv with stride s, padding p, dilation d on an h x w map."""
     span = d * (k - 1) + 1
     return (h + 2 * p - span) // s + 1, (w + 2 * p - span) // s + 1
-
-
-def grad_needed(ctx, i: int) -> bool:  # noqa: ANN001 - an autograd backward's ctx
-    """True if input i's gradient is used by this backward pass.
-
-    ``needs_input_grad`` only says the input requires grad; in an architecture step
-    (``backward(inputs=alphas)``) the engine never runs the weights' gradient nodes, and plain
-    autograd ops skip those gradients. A Function asks the engine the same (the private
-    `torch._C._will_engine_execute_node`, which torch.utils.checkpoint uses too); where it
-    cannot answer (an older torch, a leaf in ``autograd.grad``), the gradient is computed.
-    """
-    if not ctx.needs_input_grad[i]:
-        return False
-    will_run = getattr(torch._C, "_will_engine_execute_node", None)
-    node = ctx.next_functions[i][0]
-    if will_run is None or node is None:
-        return True
-    try:
-        return bool(will_run(node))
-    except RuntimeError:
-        return True
 
 
 class _MatmulDepthwise(torch.autograd.Function):
@@ -197,7 +179,7 @@ class _MatmulDepthwise(torch.autograd.Function):
 
     Autograd of the plain ops would save the [C, H*W, Ho*Wo] matrix, which at these sizes is
     larger than x (at batch 8 twice its size: 8 MiB of a small DARTS step's 83 MiB of saved
-    tensors); the backward rebuilds it from the kernel (one small product).
+    tensors); the backward gathers it again from the kernel (`_conv_matrix`).
     """
 
     @staticmethod
@@ -206,10 +188,7 @@ class _MatmulDepthwise(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - autograd's signature
-        x, weight, s, p, d = inputs
-        ctx.save_for_backward(x, weight)
-        ctx.save_for_forward(x, weight)
-        ctx.conf = (s, p, d)
+        save_inputs(ctx, *inputs)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205 - autograd's signature
@@ -217,13 +196,13 @@ class _MatmulDepthwise(torch.autograd.Function):
         s, p, d = ctx.conf
         b, c, h, w = x.shape
         k = weight.shape[-1]
-        pattern, ho, wo = _taps_pattern(h, w, k, s, p, d, str(x.device), x.dtype)
-        g = grad.reshape(b, c, ho * wo).transpose(0, 1)  # [C, B, Ho*Wo]
+        g = grad.reshape(b, c, -1).transpose(0, 1)  # [C, B, Ho*Wo]
         gx = gw = None
         if grad_needed(ctx, 0):
             matrix = _conv_matrix(weight, h, w, s, p, d)
             gx = torch.bmm(g, matrix.transpose(1, 2)).transpose(0, 1).reshape(b, c, h, w)
         if grad_needed(ctx, 1):
+            pattern = _taps_pattern(h, w, k, s, p, d, str(x.device), x.dtype)
             xt = x.reshape(b, c, h * w).permute(1, 2, 0)  # [C, H*W, B]
             grad_matrix = torch.bmm(xt, g)  # [C, H*W, Ho*Wo]
             gw = (grad_matrix.reshape(c, -1) @ pattern.t()).view(c, 1, k, k)
@@ -231,26 +210,23 @@ class _MatmulDepthwise(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, x_t, w_t, *_):  # noqa: ANN001, ANN205 - autograd's signature (torch.func.jvp)
-        x, weight = ctx.saved_tensors
-        s, p, d = ctx.conf
-        out = None
-        if x_t is not None:
-            out = _matmul_depthwise(x_t, weight, s, p, d)
-        if w_t is not None:
-            y = _matmul_depthwise(x, w_t, s, p, d)
-            out = y if out is None else out + y
-        return out
+        return bilinear_jvp(_matmul_depthwise, ctx, x_t, w_t)
 
 
 def _output_pixels(x: torch.Tensor, k: int, s: int, p: int, d: int) -> int:
     """Ho * Wo of the conv's output (per image and channel)."""
-    span = d * (k - 1) + 1
-    h, w = x.shape[-2:]
-    return ((h + 2 * p - span) // s + 1) * ((w + 2 * p - span) // s + 1)
+    ho, wo = _output_size(x.shape[-2], x.shape[-1], k, s, p, d)
+    return ho * wo
 
 
 def _output_elements(x: torch.Tensor, k: int, s: int, p: int, d: int) -> int:
     return x.shape[0] * x.shape[1] * _output_pixels(x, k, s, p, d)
+
+
+def _depthwise_forward(
+    x: torch.Tensor, weight: torch.Tensor, s: int, p: int, d: int
+) -> torch.Tensor:
+    return F.conv2d(x, weight, None, s, p, d, groups=weight.shape[0])
 
 
 class _DepthwiseConv2d(torch.autograd.Function):
@@ -258,14 +234,11 @@ class _DepthwiseConv2d(torch.autograd.Function):
 
     @staticmethod
     def forward(x: torch.Tensor, weight: torch.Tensor, s: int, p: int, d: int) -> torch.Tensor:
-        return F.conv2d(x, weight, None, s, p, d, groups=x.shape[1])
+        return _depthwise_forward(x, weight, s, p, d)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - autograd's signature
-        x, weight, s, p, d = inputs
-        ctx.save_for_backward(x, weight)
-        ctx.save_for_forward(x, weight)
-        ctx.conf = (s, p, d)
+        save_inputs(ctx, *inputs)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205 - autograd's signature
@@ -285,15 +258,7 @@ class _DepthwiseConv2d(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx, x_t, w_t, *_):  # noqa: ANN001, ANN205 - autograd's signature (torch.func.jvp)
-        x, weight = ctx.saved_tensors
-        s, p, d = ctx.conf
-        out = None
-        if x_t is not None:
-            out = F.conv2d(x_t, weight, None, s, p, d, groups=x.shape[1])
-        if w_t is not None:
-            y = F.conv2d(x, w_t, None, s, p, d, groups=x.shape[1])
-            out = y if out is None else out + y
-        return out
+        return bilinear_jvp(_depthwise_forward, ctx, x_t, w_t)
 
 
 def _input_grad(

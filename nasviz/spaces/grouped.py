@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz.spaces.depthwise import depthwise_conv2d, grad_needed
+from nasviz.spaces.depthwise import depthwise_conv2d
+from nasviz.spaces.functions import grouped_matmul
 from nasviz.spaces.operations import DilConv, SepConv
 
 EMBED_UP_TO = 5
@@ -93,46 +94,8 @@ def _pointwise(x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tens
     if not (x.device.type == "cpu" and b < 16 and groups >= MATMUL_MIN_GROUPS > 0 and x.dim() == 4):
         return F.conv2d(x, weight, None, groups=groups)
     c, c_out = channels // groups, weight.shape[0] // groups
-    xs, ws = x.reshape(b, groups, c, h * w), weight.reshape(groups, c_out, c)
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-        out = _GroupedMatmul.apply(ws, xs)
-    else:
-        out = torch.matmul(ws, xs)
+    out = grouped_matmul(weight.reshape(groups, c_out, c), x.reshape(b, groups, c, h * w))
     return out.reshape(b, groups * c_out, h, w)
-
-
-class _GroupedMatmul(torch.autograd.Function):
-    """[g, o, c] @ [B, g, c, n] -> [B, g, o, n], saving the two inputs only.
-
-    Autograd of the broadcast matmul saves the weights expanded B times (a copy per image:
-    5 MiB of a small DARTS step's saved tensors at batch 8)."""
-
-    @staticmethod
-    def forward(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(w, x)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - autograd's signature
-        ctx.save_for_backward(*inputs)
-        ctx.save_for_forward(*inputs)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205 - autograd's signature
-        w, x = ctx.saved_tensors
-        gw = torch.matmul(grad, x.transpose(-1, -2)).sum(0) if grad_needed(ctx, 0) else None
-        gx = torch.matmul(w.transpose(-1, -2), grad) if grad_needed(ctx, 1) else None
-        return gw, gx
-
-    @staticmethod
-    def jvp(ctx, w_t, x_t):  # noqa: ANN001, ANN205 - autograd's signature (torch.func.jvp)
-        w, x = ctx.saved_tensors
-        out = None
-        if w_t is not None:
-            out = torch.matmul(w_t, x)
-        if x_t is not None:
-            y = torch.matmul(w, x_t)
-            out = y if out is None else out + y
-        return out
 
 
 class GroupedOps:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from nasviz.spaces.functions import grouped_matmul
+
 
 class ReLUFirst(nn.Sequential):
     """A Sequential whose first module is a ReLU.
@@ -152,7 +154,7 @@ class FactorizedReduce(nn.Module):
         b, c = x.shape[:2]
         c_half = self.conv_1.out_channels
         weight = torch.cat([self.conv_1.weight, self.conv_2.weight]).view(2, c_half, c)
-        out = torch.matmul(weight, torch.stack([even, odd], 1).view(b, 2, c, h * w))
+        out = grouped_matmul(weight, torch.stack([even, odd], 1).view(b, 2, c, h * w))
         return out.view(b, 2 * c_half, h, w)
 
     def _plain_convs(self) -> bool:
