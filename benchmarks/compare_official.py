@@ -12,7 +12,10 @@ and are left as they are.
 
 A step is what both search loops do per training batch: the architecture step on a validation
 batch (first order, or second order with the unrolled model for DARTS), then the weight step
-(forward, backward, gradient clipping at 5, SGD with momentum). Both implementations get the same
+(forward, backward, gradient clipping at 5, SGD with momentum). Each step includes what its own
+loop also does per batch: the official loops call ``model.train()`` on every batch (a walk over
+its ~2,800 modules, about 6 ms at the small CPU size), nasviz's once per epoch
+(`start_epoch`), so the official step includes it and nasviz's does not. Both implementations get the same
 synthetic batches (speed does not depend on pixel values), the same hyperparameters and the same
 thread count. Every (case, implementation) runs in a fresh process, so its peak memory is its own:
 peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA. The processes are interleaved
@@ -187,10 +190,11 @@ def nasviz_step(method: str, shape: Shape, device: torch.device, k: int, order: 
         )
     cl = search.device.type == "cuda" and cfg.channels_last
 
+    search.start_epoch(0)  # the loop's model.train(): once per epoch (train_search.py: per step)
+
     def step(x, y, x_val, y_val):
         if cl:
             x, x_val = (t.contiguous(memory_format=torch.channels_last) for t in (x, x_val))
-        search.model.train()
         search.arch_step(x, y, x_val, y_val)
         search.weight_step(x, y)
 

@@ -33,9 +33,7 @@ def _net(mixing: str, variant: str) -> SearchNetwork:
     mix = PartialChannelMixing(k=4) if mixing == "pc-darts" else Mixing()
     net = SearchNetwork(SpaceConfig(C=8, layers=5), mix, reference=variant == "reference")
     for cell in net.cells if variant in ("shared", "per-op") else []:
-        cell._group_conv_ops(merge=False)
-        if variant == "shared":
-            cell._member = {}  # the fast forward without grouped convolutions
+        cell._group_conv_ops(merge=False, grouped=variant == "per-op")
     return net
 
 

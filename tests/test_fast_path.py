@@ -120,6 +120,30 @@ def test_swapped_modules_in_a_group_fall_back_to_each_op_and_stay_equal():
     _same_loss_and_gradients(fast_net, ref_net, torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))
 
 
+@pytest.mark.parametrize("layout", [dict(merge=False), dict(merge=False, grouped=False)])
+@pytest.mark.parametrize("mixing", ["darts", "pc-darts-k4"])
+def test_other_group_layouts_stay_equal(mixing, layout):
+    """Groups per (state, op), or none (every op stacked with the pools): the node sums read
+    whatever sources the layout gives and the function stays the same."""
+    fast_net, ref_net = _pair(mixing)
+    for cell in fast_net.cells:
+        cell._group_conv_ops(**layout)
+        assert bool(cell._groups) == layout.get("grouped", True)
+    _same_loss_and_gradients(fast_net, ref_net, torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))
+
+
+def test_a_primitive_subset_without_pools_or_identity_stays_equal():
+    """Only conv ops (no stacked 'rest' source) and only a parameter-free op (no groups)."""
+    for primitives in (("none", "sep_conv_3x3", "dil_conv_5x5"), ("max_pool_3x3", "skip_connect")):
+        nets = []
+        for reference in (False, True):
+            torch.manual_seed(5)
+            gen = torch.Generator().manual_seed(5)
+            nets.append(SearchNetwork(SMALL, Mixing(), primitives, gen, reference=reference))
+        x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+        _same_loss_and_gradients(*nets, x, y)
+
+
 def test_same_parameters_buffers_and_checkpoint_keys_as_reference():
     for mixing, expected in (("darts", 1_930_618), ("pc-darts-k4", 299_578)):
         fast_net, ref_net = _pair(mixing, SpaceConfig())

@@ -279,6 +279,16 @@ class SearchCell(nn.Module):
         # per group: the (state, repeats) runs of its input and how often the whole repeats
         self._group_inputs: list[tuple[list[tuple[int, int]], int]] = []
         self._member: dict[tuple[int, int], tuple[int, int]] = {}  # (edge, op) -> (group, pos)
+        self._group_edges: list[list[tuple[int, int]]] = []  # per group, per position: (edge, op)
+        # the states whose edges are summed together, in order, and the groups reading them
+        self._reader_sets: list[list[int]] = [[j] for j in range(steps + 1)]
+        self._set_groups: list[list[int]] = [[] for _ in self._reader_sets]
+        self._index_cache: dict[tuple, torch.Tensor] = {}
+        edges = edge_list(steps)
+        self._edge_node = [i - 2 for _, i in edges]  # edge -> the node it feeds
+        self._edges_reading = [
+            [e for e, (j, _) in enumerate(edges) if j == s] for s in range(steps + 1)
+        ]
         if not reference:
             self._share_parameter_free_ops()
             self._group_conv_ops()
@@ -303,26 +313,30 @@ class SearchCell(nn.Module):
             for k in self._pools:
                 self.edges[e].ops[k] = owner.ops[k]
 
-    def _group_conv_ops(self, merge: bool = True) -> None:
+    def _group_conv_ops(self, merge: bool = True, grouped: bool = True) -> None:
         """The sep_conv / dil_conv ops of the edges reading the same states run as grouped convs.
 
         One group per (reader set, family): the reader sets are {s0, s1} (both exist before any
         node, with the same shape and stride) and each intermediate node alone; the family puts
         the ops whose kernels embed in one 5x5 depthwise conv together (nasviz.spaces.grouped).
         A cell of 4 nodes runs 8 conv groups instead of 14 edges x 4 conv ops. ``merge=False``
-        groups per (state, op) only (what fast_path_ablation.py compares against).
+        groups per (state, op) only, ``grouped=False`` not at all: every op on its own (what
+        fast_path_ablation.py compares against).
         """
         self._groups, self._group_inputs, self._member = [], [], {}
+        self._group_edges, self._set_groups, self._index_cache = [], [], {}
         edges = list(edge_list(self.steps))
         states = sorted({j for j, _ in edges})
         reader_sets = [[0, 1], *([j] for j in states if j > 1)] if merge else [[j] for j in states]
+        self._reader_sets = reader_sets
         for readers in reader_sets:
+            self._set_groups.append([])
             members: dict[tuple, list[tuple[int, int, int]]] = {}
             for e, (j, _) in enumerate(edges):
                 if j not in readers:
                     continue
                 for k, op in enumerate(self.edges[e].ops):
-                    if groupable(op):
+                    if grouped and groupable(op):
                         key = (family(op),) if merge else (family(op), k)
                         members.setdefault(key, []).append((j, k, e))
             for group in members.values():
@@ -347,6 +361,8 @@ class SearchCell(nn.Module):
                 self._group_inputs.append(runs)
                 for pos, (_, k, e) in enumerate(group):
                     self._member[(e, k)] = (g, pos)
+                self._group_edges.append([(e, k) for _, k, e in group])
+                self._set_groups[-1].append(g)
 
     def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - nn.Module's signature
         # .to() / .double() replace every buffer, which unties the grouped BN statistics' views.
@@ -402,38 +418,169 @@ class SearchCell(nn.Module):
           edges reading each node, run side by side as grouped convolutions (`GroupedOps`,
           `_group_conv_ops`): sep_conv_3x3/5x5 and dil_conv_3x3 as one 5x5 depthwise conv,
           dil_conv_5x5 as another; 8 groups per 4-node cell instead of 56 op calls.
-        * Per node, one reduction: node = sum_{e,k} w_ek * op_ek(x_e) is one tensordot of the
-          [n] weights with the stacked [n, B, C, H, W] op outputs, where w_ek = softmax(alpha)_ek
-          (times the edge weight softmax(beta)_e for PC-DARTS), instead of 2n small mul/add.
+        * The weighted sums, node_i = sum_{e into i, k} w_ek * op_ek(x_e) with w_ek =
+          softmax(alpha)_ek (times the edge weight softmax(beta)_e for PC-DARTS), are computed
+          per *reader set* (s0 and s1, then each node), for all the nodes reading it at once
+          (`_sum_reader_set`): a group's block output [B, m*c, H, W] is already m op outputs
+          side by side, so [nodes, m] weights times it viewed [B, m, c*H*W] is one batched
+          matmul that reads it in place, with no stacked copy of it per node (the ops outside
+          the groups, pooling and identity once per state, are stacked once per reader set).
+          The weight matrices are gathered from the [edges, ops] weights by a cached index
+          (`_weight_index`); a node's entries for other nodes' edges are an exact zero.
         * PC-DARTS: an edge is shuffle(cat(mixed_e, bypass_e)), and shuffle and cat are linear,
           so node = shuffle(cat(sum_e b_e mixed_e, sum_e b_e bypass_e)): one cat and one shuffle
-          per node instead of per edge.
+          per node instead of per edge, the bypass sums as batched matmuls too (`_sum_bypass`).
         """
         w = weights if edge_weights is None else weights * edge_weights[:, None]  # [edges, ops]
-        w = w[:, self._kept]  # [edges, kept ops]
+        flat = torch.cat([w.reshape(-1), w.new_zeros(1)])  # its last entry: an exact zero
+        edge_flat = None
+        if self._k > 1:  # the bypass sums: weighted by the edge weights (or 1)
+            ew = edge_weights if edge_weights is not None else w.new_ones(len(self.edges))
+            edge_flat = torch.cat([ew, w.new_zeros(1)])
         shared: list[dict] = []
-        grouped: dict[int, list[torch.Tensor]] = {}  # group -> its members' outputs
-        offset = 0
-        for _ in range(self.steps):
+        summands: list[list[torch.Tensor]] = [[] for _ in range(self.steps)]
+        bypass: list[list[torch.Tensor]] = [[] for _ in range(self.steps)]
+        done = 0
+        for i in range(self.steps):
             n = len(states)
             while len(shared) < n:  # what every edge reading a new state needs, computed once
                 shared.append(self._state_inputs(states[len(shared)], len(shared)))
-            outs, bypass = [], []
-            for j in range(n):
-                outs += self._edge_outputs(offset + j, j, shared, grouped)
-                bypass.append(shared[j]["bypass"])
-            node = torch.tensordot(w[offset : offset + n].reshape(-1), torch.stack(outs), dims=1)
+            while done < len(self._reader_sets) and max(self._reader_sets[done]) < n:
+                self._sum_reader_set(done, shared, flat, summands)
+                if edge_flat is not None:
+                    self._sum_bypass(done, shared, edge_flat, bypass)
+                done += 1
+            node = _add_all(summands[i])
             if self._k > 1:
-                b = torch.stack(bypass)  # [n, B, C - C/K, H, W]
-                b = (
-                    b.sum(0)
-                    if edge_weights is None
-                    else torch.tensordot(edge_weights[offset : offset + n], b, dims=1)
-                )
-                node = channel_shuffle(torch.cat([node, b], dim=1), self._k)
-            offset += n
+                node = channel_shuffle(torch.cat([node, _add_all(bypass[i])], dim=1), self._k)
             states.append(node)
         return torch.cat(states[-self.multiplier :], dim=1)
+
+    def _sum_reader_set(
+        self, r: int, shared: list[dict], flat: torch.Tensor, summands: list[list[torch.Tensor]]
+    ) -> None:
+        """Run every op of the edges reading reader set r and add, to each node's summands, its
+        weighted sum of them: one batched matmul per source (a conv group's block output, and the
+        other ops' outputs stacked) gives the sums of all the nodes at once."""
+        readers = self._reader_sets[r]
+        first = max(max(readers) - 1, 0)  # the first node reading these states
+        sources: list[tuple[tuple, list[list[tuple[int, int]]], torch.Tensor]] = []
+        grouped: set[tuple[int, int]] = set()
+        usable = []
+        for g in self._set_groups[r]:
+            group = self._groups[g]
+            parts = group.parts()
+            if not group.usable(parts):
+                continue  # modules were swapped: each of its ops runs on its own (below)
+            usable.append(g)
+            blocks = group.block_outputs(self._grouped_input(g, shared), parts)
+            members, ns = self._group_edges[g], group.n_sep
+            if ns:  # sep_conv members: the second block
+                sources.append((("g", g, 1), [[m] for m in members[:ns]], blocks[1]))
+            if ns < group.n:  # dil_conv members: the first block's last channels
+                c = blocks[0].shape[1] // group.n
+                sources.append((("g", g, 0), [[m] for m in members[ns:]], blocks[0][:, ns * c :]))
+            grouped.update(members)
+        columns: list[list[tuple[int, int]]] = []
+        tensors: list[torch.Tensor] = []
+        for j in readers:
+            column_of: dict[int, int] = {}  # op -> its column: one output for all edges of j
+            for e in self._edges_reading[j]:
+                for k, op in self._kept_ops(e):
+                    if (e, k) in grouped:
+                        continue
+                    if k in self._pools or isinstance(op, Identity):
+                        if k not in column_of:
+                            column_of[k] = len(columns)
+                            columns.append([])
+                            tensors.append(self._op_output(shared[j], op, k))
+                        columns[column_of[k]].append((e, k))
+                    else:
+                        columns.append([(e, k)])
+                        tensors.append(self._op_output(shared[j], op, k))
+        if tensors:
+            rest = tensors[0].unsqueeze(1) if len(tensors) == 1 else torch.stack(tensors, 1)
+            sources.append((("rest", tuple(usable)), columns, rest))
+        for row, part in enumerate(self._weighted_sums(r, sources, flat, first, tensors)):
+            summands[first + row].append(part)
+
+    def _sum_bypass(
+        self, r: int, shared: list[dict], edge_flat: torch.Tensor, bypass: list[list[torch.Tensor]]
+    ) -> None:
+        """PC-DARTS: the nodes' edge-weighted sums of the bypass channels of reader set r."""
+        readers = self._reader_sets[r]
+        first = max(max(readers) - 1, 0)
+        columns = [[(e, 0) for e in self._edges_reading[j]] for j in readers]
+        parts = [shared[j]["bypass"] for j in readers]
+        t = parts[0].unsqueeze(1) if len(parts) == 1 else torch.stack(parts, 1)
+        sums = self._weighted_sums(r, [(("bypass",), columns, t)], edge_flat, first, parts, 1)
+        for row, part in enumerate(sums):
+            bypass[first + row].append(part)
+
+    def _weighted_sums(
+        self,
+        r: int,
+        sources: list[tuple[tuple, list[list[tuple[int, int]]], torch.Tensor]],
+        flat: torch.Tensor,
+        first: int,
+        like: list[torch.Tensor],
+        n_ops: int | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """Per node from ``first``: sum over the sources of their columns' outputs times their
+        weights in ``flat``, one batched matmul per source, accumulated in place."""
+        acc = None
+        for key, cols, t in sources:
+            b, m = t.shape[0], len(cols)
+            index = self._weight_index((r, *key), first, cols, flat.device, n_ops)
+            weight = flat[index].expand(b, -1, -1)  # [B, nodes, m] (a view: one [nodes, m])
+            x = t.reshape(b, m, -1)  # [B, m, c*H*W]: a view of the group outputs
+            acc = torch.bmm(weight, x) if acc is None else acc.baddbmm_(weight, x)
+        t = sources[0][2]
+        shape = (
+            like[0].shape if like else (t.shape[0], t.shape[1] // len(sources[0][1]), *t.shape[2:])
+        )
+        return tuple(part.view(shape) for part in acc.unbind(1))  # (one stack in the backward)
+
+    def _kept_ops(self, e: int) -> list[tuple[int, nn.Module]]:
+        """(op index, op) of edge e's ops that reach the output ('none' adds nothing)."""
+        ops = list(self.edges[e].ops)  # (a list: ModuleList indexing is slow Python)
+        kept = range(len(ops))[self._kept] if isinstance(self._kept, slice) else self._kept
+        return [(k, ops[k]) for k in kept]
+
+    def _op_output(self, inp: dict, op: nn.Module, k: int) -> torch.Tensor:
+        """Output of one op that is not in a conv group, on the state's shared inputs."""
+        if k in self._pools:  # shared module: computed once per state
+            if k not in inp["pool"]:
+                inp["pool"][k] = op(self._pool_input(inp))
+            return inp["pool"][k]
+        if isinstance(op, Identity):
+            return inp["x"]
+        if starts_with_relu(op):
+            return op.after_relu(self._relu(inp))
+        return op(inp["x"])
+
+    def _weight_index(
+        self,
+        key: tuple,
+        first: int,
+        columns: list[list[tuple[int, int]]],
+        device: torch.device,
+        n_ops: int | None = None,
+    ) -> torch.Tensor:
+        """[nodes from ``first``, columns] indices into the flat op weights (plus the exact zero
+        at the end): column c's entry in node i's row is edge e's op k if (e, k) of node i is
+        in ``columns[c]``. Cached per key: the layout is fixed unless modules are swapped."""
+        idx = self._index_cache.get((key, device))
+        if idx is None:
+            n_ops = n_ops or len(self.edges[0].ops)
+            zero = len(self.edges) * n_ops
+            table = [[zero] * len(columns) for _ in range(self.steps - first)]
+            for c, pairs in enumerate(columns):
+                for e, k in pairs:
+                    table[self._edge_node[e] - first][c] = e * n_ops + k
+            idx = torch.tensor(table, dtype=torch.long, device=device)
+            self._index_cache[(key, device)] = idx
+        return idx
 
     def _state_inputs(self, h: torch.Tensor, j: int) -> dict:
         """Per state: the channels the ops see, their ReLU, the bypass (PC-DARTS); pools lazily."""
@@ -444,40 +591,6 @@ class SearchCell(nn.Module):
             if self.stride(j) == 2:
                 bypass = F.max_pool2d(bypass, 2, 2, ceil_mode=True)
         return {"x": x, "relu": None, "pool": {}, "bypass": bypass}
-
-    def _edge_outputs(
-        self, e: int, j: int, shared: list[dict], grouped: dict
-    ) -> list[torch.Tensor]:
-        """The kept ops' outputs of edge e (reading state j), reusing the states' shared results
-        (``shared``) and the conv groups already run in this forward (``grouped``)."""
-        inp = shared[j]
-        x, outs = inp["x"], []
-        ops = list(self.edges[e].ops)  # (a list: ModuleList indexing is slow Python)
-        kept = range(len(ops))[self._kept] if isinstance(self._kept, slice) else self._kept
-        for k in kept:
-            op = ops[k]
-            member = self._member.get((e, k))
-            if member is not None and member[0] not in grouped:  # the whole group at once
-                group = self._groups[member[0]]
-                parts = group.parts()
-                grouped[member[0]] = (
-                    group(self._grouped_input(member[0], shared), parts)
-                    if group.usable(parts)
-                    else None  # modules were swapped: every op runs on its own
-                )
-            if k in self._pools:  # shared module: computed by the first edge reading the state
-                if k not in inp["pool"]:
-                    inp["pool"][k] = op(self._pool_input(inp))
-                outs.append(inp["pool"][k])
-            elif isinstance(op, Identity):
-                outs.append(x)
-            elif member is not None and grouped[member[0]] is not None:
-                outs.append(grouped[member[0]][member[1]])
-            elif starts_with_relu(op):
-                outs.append(op.after_relu(self._relu(inp)))
-            else:
-                outs.append(op(x))
-        return outs
 
     @staticmethod
     def _pool_input(inp: dict) -> torch.Tensor:
@@ -510,6 +623,13 @@ class SearchCell(nn.Module):
         ]
         x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return x if times == 1 else x.repeat(1, times, 1, 1)
+
+
+def _add_all(parts: list[torch.Tensor]) -> torch.Tensor:
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + part
+    return out
 
 
 def _periodic(runs: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int]:

@@ -185,13 +185,14 @@ class GroupedOps:
                 run.append((geom, conv.weight))
         return torch.cat(parts) if len(parts) > 1 else parts[0]
 
-    def __call__(
+    def block_outputs(
         self, x_in: torch.Tensor, parts: list[list[tuple[nn.Module, ...]]] | None = None
     ) -> list[torch.Tensor]:
-        """Members' ReLU'd inputs side by side [B, n*c, H, W] (in `order`) -> outputs per member
-        (in the original order of ``ops``). ``parts``: `parts()` if the caller already read it."""
-        x = x_in
-        outs: list[torch.Tensor] = []
+        """Members' ReLU'd inputs side by side [B, n*c, H, W] (in `order`) -> each block's BN
+        output: [B, n*c, H', W'] (the dil_conv members' outputs are its last n - n_sep chunks)
+        and, with sep_conv members, the second block's [B, n_sep*c, H', W'] (theirs). ``parts``:
+        `parts()` if the caller already read it."""
+        x, out = x_in, []
         for i, block in enumerate(parts or self.parts()):
             if i:  # the second block: the sep_conv members only
                 x = F.relu(x[:, : x.shape[1] * self.n_sep // self.n])
@@ -202,11 +203,18 @@ class GroupedOps:
             )  # fmt: skip
             x = _pointwise(x, torch.cat([m[2].weight for m in block]), len(block))
             x = self._batch_norm(i, x, [m[3] for m in block])
-            chunks = list(x.chunk(len(block), dim=1))
-            if i == 0:
-                outs = chunks  # dil_conv members are done after the first block
-            else:
-                outs[: self.n_sep] = chunks
+            out.append(x)
+        return out
+
+    def __call__(
+        self, x_in: torch.Tensor, parts: list[list[tuple[nn.Module, ...]]] | None = None
+    ) -> list[torch.Tensor]:
+        """Members' ReLU'd inputs side by side [B, n*c, H, W] (in `order`) -> outputs per member
+        (in the original order of ``ops``). ``parts``: `parts()` if the caller already read it."""
+        blocks = self.block_outputs(x_in, parts)
+        outs = list(blocks[0].chunk(self.n, dim=1))  # dil_conv members are done after block 0
+        if len(blocks) > 1:
+            outs[: self.n_sep] = blocks[1].chunk(self.n_sep, dim=1)
         result: list[torch.Tensor] = [outs[0]] * self.n
         for pos, m in enumerate(self.order):
             result[m] = outs[pos]
