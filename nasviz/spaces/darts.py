@@ -501,7 +501,7 @@ class SearchCell(nn.Module):
         if tensors:
             rest = tensors[0].unsqueeze(1) if len(tensors) == 1 else torch.stack(tensors, 1)
             sources.append((("rest", tuple(usable)), columns, rest))
-        for row, part in enumerate(self._weighted_sums(r, sources, flat, first, tensors)):
+        for row, part in enumerate(self._weighted_sums(r, sources, flat, first)):
             summands[first + row].append(part)
 
     def _sum_bypass(
@@ -513,7 +513,7 @@ class SearchCell(nn.Module):
         columns = [[(e, 0) for e in self._edges_reading[j]] for j in readers]
         parts = [shared[j]["bypass"] for j in readers]
         t = parts[0].unsqueeze(1) if len(parts) == 1 else torch.stack(parts, 1)
-        sums = self._weighted_sums(r, [(("bypass",), columns, t)], edge_flat, first, parts, 1)
+        sums = self._weighted_sums(r, [(("bypass",), columns, t)], edge_flat, first, 1)
         for row, part in enumerate(sums):
             bypass[first + row].append(part)
 
@@ -523,7 +523,6 @@ class SearchCell(nn.Module):
         sources: list[tuple[tuple, list[list[tuple[int, int]]], torch.Tensor]],
         flat: torch.Tensor,
         first: int,
-        like: list[torch.Tensor],
         n_ops: int | None = None,
     ) -> tuple[torch.Tensor, ...]:
         """Per node from ``first``: sum over the sources of their columns' outputs times their
@@ -535,9 +534,11 @@ class SearchCell(nn.Module):
             weight = flat[index].expand(b, -1, -1)  # [B, nodes, m] (a view: one [nodes, m])
             x = t.reshape(b, m, -1)  # [B, m, c*H*W]: a view of the group outputs
             acc = torch.bmm(weight, x) if acc is None else acc.baddbmm_(weight, x)
-        t = sources[0][2]
+        t, m = sources[0][2], len(sources[0][1])  # one op output's shape, from either layout
         shape = (
-            like[0].shape if like else (t.shape[0], t.shape[1] // len(sources[0][1]), *t.shape[2:])
+            t.shape[:1] + t.shape[2:]
+            if t.dim() == 5
+            else (t.shape[0], t.shape[1] // m, *t.shape[2:])
         )
         return tuple(part.view(shape) for part in acc.unbind(1))  # (one stack in the backward)
 

@@ -102,7 +102,7 @@ class GroupedOps:
     """The sep_conv / dil_conv members (one per (op, edge)) of one family, run side by side.
 
     ``ops`` are the members' modules (they stay the edges'); `order` puts the SepConv members
-    first. Inputs to `__call__` are the members' ReLU'd inputs concatenated in `order`.
+    first. Inputs to `block_outputs` are the members' ReLU'd inputs concatenated in `order`.
     """
 
     def __init__(self, ops: list[nn.Module]):
@@ -205,20 +205,6 @@ class GroupedOps:
             x = self._batch_norm(i, x, [m[3] for m in block])
             out.append(x)
         return out
-
-    def __call__(
-        self, x_in: torch.Tensor, parts: list[list[tuple[nn.Module, ...]]] | None = None
-    ) -> list[torch.Tensor]:
-        """Members' ReLU'd inputs side by side [B, n*c, H, W] (in `order`) -> outputs per member
-        (in the original order of ``ops``). ``parts``: `parts()` if the caller already read it."""
-        blocks = self.block_outputs(x_in, parts)
-        outs = list(blocks[0].chunk(self.n, dim=1))  # dil_conv members are done after block 0
-        if len(blocks) > 1:
-            outs[: self.n_sep] = blocks[1].chunk(self.n_sep, dim=1)
-        result: list[torch.Tensor] = [outs[0]] * self.n
-        for pos, m in enumerate(self.order):
-            result[m] = outs[pos]
-        return result
 
     def _batch_norm(self, i: int, x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
         bn = bns[0]
