@@ -2,7 +2,13 @@
 
 import torch
 
-from nasviz.spaces.functions import grad_needed, grouped_matmul
+from nasviz.spaces.functions import (
+    LeanFunction,
+    bilinear_jvp,
+    grad_needed,
+    grouped_matmul,
+    save_inputs,
+)
 
 
 def test_grouped_matmul_equals_matmul_and_saves_its_two_inputs_only():
@@ -50,3 +56,45 @@ def test_grad_needed_follows_what_the_backward_pass_uses():
     _Record.asked.clear()
     z.backward()
     assert _Record.asked == [(False, True)]
+
+
+class _Scale(LeanFunction):
+    """a * b with the LeanFunction layout: backward and jvp from the saved inputs."""
+
+    @staticmethod
+    def forward(a, b):  # noqa: ANN001, ANN205
+        return a * b
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # noqa: ANN001, ANN205
+        save_inputs(ctx, *inputs)
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: ANN001, ANN205
+        a, b = ctx.saved_tensors
+        return g * b, g * a
+
+    @staticmethod
+    def jvp(ctx, a_t, b_t):  # noqa: ANN001, ANN205
+        return bilinear_jvp(torch.mul, ctx, a_t, b_t)
+
+
+def test_lean_function_runs_its_twin_eagerly_and_itself_under_torch_func():
+    gen = torch.Generator().manual_seed(0)
+    a, b, t = (torch.randn(5, generator=gen, dtype=torch.float64) for _ in range(3))
+    a.requires_grad_(True)
+    y = _Scale.run(a, b)
+    assert type(y.grad_fn).__name__ == "_ScaleBackward"  # named as the class, in profiles too
+    assert type(y.grad_fn)._forward_cls is _Scale._eager  # the twin without setup_context
+    torch.testing.assert_close(torch.autograd.grad(y.sum(), a)[0], b)
+    # torch.func needs the setup_context form: grad, and jvp of grad (the exact HVP's shape)
+    f = lambda x: _Scale.run(x, b).sum()  # noqa: E731
+    torch.testing.assert_close(torch.func.grad(f)(a.detach()), b)
+    _, tangent = torch.func.jvp(lambda x: _Scale.run(x, b), (a.detach(),), (t,))
+    torch.testing.assert_close(tangent, t * b)
+    # forward-mode AD outside torch.func runs the twin's jvp
+    import torch.autograd.forward_ad as fwAD
+
+    with fwAD.dual_level():
+        out = _Scale.run(fwAD.make_dual(a.detach(), t), b)
+        torch.testing.assert_close(fwAD.unpack_dual(out).tangent, t * b)

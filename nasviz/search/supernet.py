@@ -250,16 +250,22 @@ class SupernetSearch(Search):
         with self.autocast():
             logits = self.model(x)
         loss = self.loss(logits, y)
-        loss.backward()
+        # Only the weights' gradients: the architecture step sets its own (and zeroes them first),
+        # so the alphas' and betas' gradients of this backward (a batched product per node sum,
+        # as large as the forward's) would be computed for nothing.
+        loss.backward(inputs=self._weight_tensors())
         self.clip_weight_gradients()
         self.w_optimizer.step()
         return loss.detach(), logits.detach()
 
+    def _weight_tensors(self) -> list[torch.Tensor]:
+        """The tensors the weight optimizer updates (= model.weight_parameters(), without
+        walking the module tree on every step)."""
+        return [p for group in self.w_optimizer.param_groups for p in group["params"]]
+
     def clip_weight_gradients(self) -> None:
         """Clip the weight gradients' total norm to ``grad_clip`` (multi-tensor when enabled)."""
-        # the tensors the weight optimizer updates (= model.weight_parameters(), without walking
-        # the module tree on every step)
-        params = [p for group in self.w_optimizer.param_groups for p in group["params"]]
+        params = self._weight_tensors()
         if self.config.multi_tensor:
             fast.clip_grad_norm(params, self.config.grad_clip)
         else:

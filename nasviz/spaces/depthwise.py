@@ -47,7 +47,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from nasviz.spaces.functions import bilinear_jvp, grad_needed, save_inputs
+from nasviz.spaces.functions import LeanFunction, bilinear_jvp, grad_needed, save_inputs
 
 CPU_FAST_BACKWARD = True
 """Use the backward above for float32 CPU tensors (False: always torch's own backward)."""
@@ -72,10 +72,10 @@ def depthwise_conv2d(
     """F.conv2d(x, weight, None, stride, padding, dilation, groups=channels), [C, 1, k, k]."""
     if _matmul_applies(x, weight, stride, padding, dilation):
         if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
-            return _MatmulDepthwise.apply(x, weight, stride[0], padding[0], dilation[0])
+            return _MatmulDepthwise.run(x, weight, stride[0], padding[0], dilation[0])
         return _matmul_depthwise(x, weight, stride[0], padding[0], dilation[0])
     if _fast_backward_applies(x, weight, stride, padding, dilation):
-        return _DepthwiseConv2d.apply(x, weight, stride[0], padding[0], dilation[0])
+        return _DepthwiseConv2d.run(x, weight, stride[0], padding[0], dilation[0])
     return F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])
 
 
@@ -174,7 +174,7 @@ def _output_size(h: int, w: int, k: int, s: int, p: int, d: int) -> tuple[int, i
     return (h + 2 * p - span) // s + 1, (w + 2 * p - span) // s + 1
 
 
-class _MatmulDepthwise(torch.autograd.Function):
+class _MatmulDepthwise(LeanFunction):
     """`_matmul_depthwise` saving only x and the kernel for backward.
 
     Autograd of the plain ops would save the [C, H*W, Ho*Wo] matrix, which at these sizes is
@@ -229,7 +229,7 @@ def _depthwise_forward(
     return F.conv2d(x, weight, None, s, p, d, groups=weight.shape[0])
 
 
-class _DepthwiseConv2d(torch.autograd.Function):
+class _DepthwiseConv2d(LeanFunction):
     """Depthwise conv: torch's forward, the backward of the module docstring."""
 
     @staticmethod

@@ -59,14 +59,55 @@ def bilinear_jvp(
     return out
 
 
+class LeanFunction(torch.autograd.Function):
+    """An autograd Function written in the torch.func style (``forward`` without ctx,
+    ``setup_context``, ``backward``, ``jvp``), applied through a twin without ``setup_context``
+    when no torch.func transform is active.
+
+    For a Function with ``setup_context`` torch binds the call's arguments to ``forward``'s
+    signature (`inspect.signature`) on every call: about 12 us against 3 us for the twin, and
+    in a search step, with ~200 calls and the garbage they leave, 5-6 % of the whole step
+    (benchmarks/README.md, item 16). Under a transform (``torch.func.grad``/``jvp``, the exact
+    Hessian-vector product of second-order DARTS) the class itself runs, as torch.func needs.
+    """
+
+    _eager: type[torch.autograd.Function]
+
+    def __init_subclass__(cls, **kwargs) -> None:  # noqa: ANN003
+        super().__init_subclass__(**kwargs)
+
+        def forward(ctx, *args):  # noqa: ANN001, ANN002, ANN202 - autograd's signature
+            out = cls.forward(*args)
+            cls.setup_context(ctx, args, out)
+            return out
+
+        body = {"forward": staticmethod(forward), "backward": staticmethod(cls.backward)}
+        if "jvp" in cls.__dict__:  # forward-mode AD (torch.autograd.forward_ad) as well
+            body["jvp"] = staticmethod(cls.jvp)
+        # same name: its backward node reads as the class's ("_DepthwiseConv2dBackward") in profiles
+        cls._eager = type(cls.__name__, (torch.autograd.Function,), body)
+
+    @classmethod
+    def run(cls, *args):  # noqa: ANN002, ANN206
+        """``cls.apply(*args)``, through the twin unless a torch.func transform is active."""
+        if _transforms_active():
+            return cls.apply(*args)
+        return cls._eager.apply(*args)
+
+
+def _transforms_active() -> bool:
+    check = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return True if check is None else bool(check())
+
+
 def grouped_matmul(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """[g, o, c] @ [B, g, c, n] -> [B, g, o, n] (torch.matmul), saving w and x only."""
     if torch.is_grad_enabled() and (w.requires_grad or x.requires_grad):
-        return _GroupedMatmul.apply(w, x)
+        return _GroupedMatmul.run(w, x)
     return torch.matmul(w, x)
 
 
-class _GroupedMatmul(torch.autograd.Function):
+class _GroupedMatmul(LeanFunction):
     """Autograd of the broadcast matmul saves the weights expanded B times (a copy per image:
     5 MiB of a small DARTS step's saved tensors at batch 8); this saves the two inputs."""
 
@@ -90,4 +131,4 @@ class _GroupedMatmul(torch.autograd.Function):
         return bilinear_jvp(torch.matmul, ctx, w_t, x_t)
 
 
-__all__ = ["bilinear_jvp", "grad_needed", "grouped_matmul", "save_inputs"]
+__all__ = ["LeanFunction", "bilinear_jvp", "grad_needed", "grouped_matmul", "save_inputs"]
