@@ -80,18 +80,21 @@ def _embed(w: torch.Tensor, kernel: int, dilation: int, size: int) -> torch.Tens
     return out
 
 
-MATMUL_MIN_GROUPS = 6
-"""Grouped 1x1 convs with at least this many groups run as one broadcast matmul on CPU at batch
-< 16 (0: never). There torch splits a grouped 1x1 conv into one THNN call per group (its rule:
-one thread, batch < 16); measured (one thread, forward + backward, batch 8): 24 groups of
-8 channels at 16x16 1.69 -> 0.97 ms, 24 x 32 at 4x4 1.18 -> 0.62 ms, 6 x 32 at 4x4 0.39 ->
-0.27 ms, 3 x 32 at 4x4 0.25 -> 0.24 ms. At batch 32 torch's oneDNN grouped conv is kept."""
+MATMUL_MIN_GROUPS = 2
+"""Grouped 1x1 convs with at least this many groups run as one broadcast matmul on CPU (0: never).
+At batch < 16 torch splits a grouped 1x1 conv into one THNN call per group (its rule: one
+thread, batch < 16); measured (one thread, forward + backward, batch 8): 24 groups of 8 channels
+at 16x16 1.69 -> 0.97 ms, 24 x 32 at 4x4 1.18 -> 0.62 ms, 6 x 32 at 4x4 0.39 -> 0.27 ms, 3 x 32
+at 4x4 0.25 -> 0.24 ms. From batch 16 torch runs oneDNN's grouped conv, and the matmul wins
+there too on the whole search step (in-process alternation, one thread, median ms/step, oneDNN
+-> matmul): DARTS batch 32 711 -> 667 (groups >= 6), 692 -> 670 (>= 2 against >= 6);
+PC-DARTS K=4 batch 32 346 -> 329; batch 64 DARTS 1291 -> 1240, PC-DARTS 555 -> 513."""
 
 
 def _pointwise(x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
     """F.conv2d(x, weight [groups*c_out, c, 1, 1], groups=groups), as a matmul where it pays."""
     b, channels, h, w = x.shape
-    if not (x.device.type == "cpu" and b < 16 and groups >= MATMUL_MIN_GROUPS > 0 and x.dim() == 4):
+    if not (x.device.type == "cpu" and groups >= MATMUL_MIN_GROUPS > 0 and x.dim() == 4):
         return F.conv2d(x, weight, None, groups=groups)
     c, c_out = channels // groups, weight.shape[0] // groups
     out = grouped_matmul(weight.reshape(groups, c_out, c), x.reshape(b, groups, c, h * w))
