@@ -556,6 +556,10 @@ class SearchCell(nn.Module):
             return inp["pool"][k]
         if isinstance(op, Identity):
             return inp["x"]
+        if type(op) is FactorizedReduce:  # the edges reading one state share its subsampling
+            if "subsampled" not in inp:
+                inp["subsampled"] = FactorizedReduce.subsample(self._relu(inp))
+            return op.after_relu(self._relu(inp), inp["subsampled"])
         if starts_with_relu(op):
             return op.after_relu(self._relu(inp))
         return op(inp["x"])

@@ -130,31 +130,49 @@ class FactorizedReduce(nn.Module):
         """The module that sees the op's input first (the ReLU)."""
         return self.relu
 
-    def after_relu(self, x: torch.Tensor) -> torch.Tensor:
-        """The op on an already rectified input (see `ReLUFirst`)."""
+    def after_relu(self, x: torch.Tensor, subsampled: torch.Tensor | None = None) -> torch.Tensor:
+        """The op on an already rectified input (see `ReLUFirst`); ``subsampled``:
+        `subsample(x)` if the caller has it (the search cell shares it between the edges)."""
         if self._plain_convs() and x.dim() == 4:
-            return self.bn(self._both_convs(x))
+            return self.bn(self._both_convs(x, subsampled))
         a = self.conv_1(x)
         # Shift by one pixel so the two halves sample complementary positions; pad odd sizes back.
         b = self.conv_2(nn.functional.pad(x[:, :, 1:, 1:], (0, 1, 0, 1)))
         return self.bn(torch.cat([a, b[:, :, : a.shape[2], : a.shape[3]]], dim=1))
 
-    def _both_convs(self, x: torch.Tensor) -> torch.Tensor:
-        """cat([conv_1(x), conv_2(x shifted by a pixel)]) as one batched matrix product.
+    @staticmethod
+    def subsample(x: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] -> [B, 2, C, h*w]: the pixels (2h, 2w) and (2h+1, 2w+1) that the two
+        stride-2 convs read (the zero pad of an odd size gives zeros).
 
-        A 1x1 stride-2 conv reads the pixels (2h, 2w); the shifted one reads (2h+1, 2w+1) (the
-        zero pad of an odd size gives zeros). Both subsampled inputs side by side, [B, 2, C, h*w],
-        times the two weights [2, C/2, C]: one matmul instead of two convs, a pad and a cat
-        (measured, one thread, forward + backward, [8, 16, 16, 16]: 0.66 -> 0.21 ms).
+        For even sizes both are the diagonal of x viewed [B, C, h, 2, w, 2]: one view and one
+        copy, whose backward writes one gradient tensor (four strided slices and a stack wrote
+        five; benchmarks/README.md, item 19).
         """
+        b, c, height, width = x.shape
+        if height % 2 == 0 and width % 2 == 0:
+            pairs = torch.diagonal(x.view(b, c, height // 2, 2, width // 2, 2), 0, 3, 5)
+            return pairs.permute(0, 4, 1, 2, 3).reshape(b, 2, c, -1)  # [B, 2, C, h*w]
         even, odd = x[:, :, ::2, ::2], x[:, :, 1::2, 1::2]
         h, w = even.shape[-2:]
-        if odd.shape[-2:] != (h, w):
-            odd = nn.functional.pad(odd, (0, w - odd.shape[-1], 0, h - odd.shape[-2]))
-        b, c = x.shape[:2]
+        odd = nn.functional.pad(odd, (0, w - odd.shape[-1], 0, h - odd.shape[-2]))
+        return torch.stack([even, odd], 1).view(b, 2, c, h * w)
+
+    def _both_convs(self, x: torch.Tensor, subsampled: torch.Tensor | None = None) -> torch.Tensor:
+        """cat([conv_1(x), conv_2(x shifted by a pixel)]) as one batched matrix product.
+
+        A 1x1 stride-2 conv reads the pixels (2h, 2w); the shifted one reads (2h+1, 2w+1).
+        Both subsampled inputs side by side (`subsample`), [B, 2, C, h*w], times the two weights
+        [2, C/2, C]: one matmul instead of two convs, a pad and a cat (measured, one thread,
+        forward + backward, [8, 16, 16, 16]: 0.66 -> 0.21 ms).
+        """
+        if subsampled is None:
+            subsampled = self.subsample(x)
+        b, c, height, width = x.shape
+        h, w = (height + 1) // 2, (width + 1) // 2
         c_half = self.conv_1.out_channels
         weight = torch.cat([self.conv_1.weight, self.conv_2.weight]).view(2, c_half, c)
-        out = grouped_matmul(weight, torch.stack([even, odd], 1).view(b, 2, c, h * w))
+        out = grouped_matmul(weight, subsampled)
         return out.view(b, 2 * c_half, h, w)
 
     def _plain_convs(self) -> bool:
