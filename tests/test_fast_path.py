@@ -120,6 +120,22 @@ def test_swapped_modules_in_a_group_fall_back_to_each_op_and_stay_equal():
     _same_loss_and_gradients(fast_net, ref_net, torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))
 
 
+def test_a_factorized_reduce_with_another_leading_module_runs_it():
+    """The edges reading a state share the subsampling of its ReLU; a FactorizedReduce whose
+    ReLU was swapped (here for Softplus) runs its own module on the state instead."""
+    from nasviz.genotypes import PRIMITIVES
+    from nasviz.spaces.operations import FactorizedReduce
+
+    skip = PRIMITIVES.index("skip_connect")
+    fast_net, ref_net = _pair("darts")
+    reduction = next(i for i, c in enumerate(fast_net.cells) if c.reduction)
+    for net in (fast_net, ref_net):
+        op = net.cells[reduction].edges[0].ops[skip]
+        assert isinstance(op, FactorizedReduce)
+        op.relu = torch.nn.Softplus()
+    _same_loss_and_gradients(fast_net, ref_net, torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))
+
+
 @pytest.mark.parametrize("layout", [dict(merge=False), dict(merge=False, grouped=False)])
 @pytest.mark.parametrize("mixing", ["darts", "pc-darts-k4"])
 def test_other_group_layouts_stay_equal(mixing, layout):

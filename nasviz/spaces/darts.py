@@ -556,7 +556,7 @@ class SearchCell(nn.Module):
             return inp["pool"][k]
         if isinstance(op, Identity):
             return inp["x"]
-        if type(op) is FactorizedReduce:  # the edges reading one state share its subsampling
+        if type(op) is FactorizedReduce and starts_with_relu(op):  # edges share the subsampling
             if "subsampled" not in inp:
                 inp["subsampled"] = FactorizedReduce.subsample(self._relu(inp))
             return op.after_relu(self._relu(inp), inp["subsampled"])
