@@ -10,6 +10,8 @@ Each step (after the optional warm-up):
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +37,25 @@ class DartsConfig(SupernetConfig):
     )
 
 
+@contextlib.contextmanager
+def frozen(params: list[torch.Tensor]) -> Iterator[None]:
+    """``params`` do not require grad inside (restored after, also on an error).
+
+    The first-order architecture step differentiates L_val with respect to the alphas only, so
+    autograd need not record what depends on the weights alone (the stem, the first cell's ops,
+    the ops reading the stem output in the second): that part of the graph, its saved tensors
+    and its bookkeeping are skipped; the gradient is the same (benchmarks/README.md, item 20).
+    """
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, flags, strict=True):
+            p.requires_grad_(flag)
+
+
 class DartsSearch(SupernetSearch):
     """DARTS bilevel search on the DARTS cell space (softmax mixing)."""
 
@@ -57,9 +78,9 @@ class DartsSearch(SupernetSearch):
         """One Adam step on the architecture parameters."""
         self.a_optimizer.zero_grad(set_to_none=True)
         if self.config.order == 1:
-            with self.autocast():
+            with self.autocast(), frozen(self._weight_tensors()):
                 logits = self.model(x_val)
-            self.loss(logits, y_val).backward(inputs=self.model.arch_parameters())
+                self.loss(logits, y_val).backward(inputs=self.model.arch_parameters())
         else:
             grads = self.unrolled_arch_grad(x_train, y_train, x_val, y_val)
             for p, g in zip(self.model.arch_parameters(), grads, strict=True):
