@@ -66,7 +66,7 @@ class LeanFunction(torch.autograd.Function):
 
     For a Function with ``setup_context`` torch binds the call's arguments to ``forward``'s
     signature (`inspect.signature`) on every call: about 15 us against 3 us for the twin, and
-    in a search step, with ~200 calls and the garbage they leave, 4-7 % of the whole step
+    in a search step, with ~200 calls, 4-7 % of the whole step (measured)
     (benchmarks/README.md, item 16). Under a transform (``torch.func.grad``/``jvp``, the exact
     Hessian-vector product of second-order DARTS) the class itself runs, as torch.func needs.
     """
