@@ -473,13 +473,12 @@ class SearchCell(nn.Module):
             if not group.usable(parts):
                 continue  # modules were swapped: each of its ops runs on its own (below)
             usable.append(g)
-            blocks = group.block_outputs(self._grouped_input(g, shared), parts)
+            sep, dil = group.block_outputs(self._grouped_input(g, shared), parts)
             members, ns = self._group_edges[g], group.n_sep
-            if ns:  # sep_conv members: the second block
-                sources.append((("g", g, 1), [[m] for m in members[:ns]], blocks[1]))
-            if ns < group.n:  # dil_conv members: the first block's last channels
-                c = blocks[0].shape[1] // group.n
-                sources.append((("g", g, 0), [[m] for m in members[ns:]], blocks[0][:, ns * c :]))
+            if sep is not None:  # sep_conv members: the second block
+                sources.append((("g", g, 1), [[m] for m in members[:ns]], sep))
+            if dil is not None:  # dil_conv members: the first block's last channels
+                sources.append((("g", g, 0), [[m] for m in members[ns:]], dil))
             grouped.update(members)
         columns: list[list[tuple[int, int]]] = []
         tensors: list[torch.Tensor] = []
@@ -592,7 +591,8 @@ class SearchCell(nn.Module):
         x, bypass = h, None
         if self._k > 1:
             c_part = h.shape[1] // self._k
-            x, bypass = h[:, :c_part], h[:, c_part:]
+            # one split, not two slices (whose backward each zero a gradient of the whole state)
+            x, bypass = torch.split(h, [c_part, h.shape[1] - c_part], dim=1)
             if self.stride(j) == 2:
                 bypass = F.max_pool2d(bypass, 2, 2, ceil_mode=True)
         return {"x": x, "relu": None, "pool": {}, "bypass": bypass}

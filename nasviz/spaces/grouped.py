@@ -190,24 +190,35 @@ class GroupedOps:
 
     def block_outputs(
         self, x_in: torch.Tensor, parts: list[list[tuple[nn.Module, ...]]] | None = None
-    ) -> list[torch.Tensor]:
-        """Members' ReLU'd inputs side by side [B, n*c, H, W] (in `order`) -> each block's BN
-        output: [B, n*c, H', W'] (the dil_conv members' outputs are its last n - n_sep chunks)
-        and, with sep_conv members, the second block's [B, n_sep*c, H', W'] (theirs). ``parts``:
-        `parts()` if the caller already read it."""
-        x, out = x_in, []
-        for i, block in enumerate(parts or self.parts()):
-            if i:  # the second block: the sep_conv members only
-                x = F.relu(x[:, : x.shape[1] * self.n_sep // self.n])
-            stride = self.stride if i == 0 else 1
-            x = depthwise_conv2d(
-                x, self._depthwise_weight(block), (stride, stride), (self.padding,) * 2,
-                (self.dilation,) * 2,
-            )  # fmt: skip
-            x = _pointwise(x, torch.cat([m[2].weight for m in block]), len(block))
-            x = self._batch_norm(i, x, [m[3] for m in block])
-            out.append(x)
-        return out
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Members' ReLU'd inputs side by side [B, n*c, H, W] (in `order`) -> (the sep_conv
+        members' outputs [B, n_sep*c, H', W'] (their second block), the dil_conv members'
+        outputs [B, (n - n_sep)*c, H', W'] (the first block's last channels)); None where a
+        kind has no members. ``parts``: `parts()` if the caller already read it.
+
+        With both kinds, the first block's output is split once (`torch.split`): its backward
+        writes one gradient tensor, where two slices would each allocate and zero a gradient
+        of the whole block output and add them (benchmarks/README.md, item 21)."""
+        parts = parts or self.parts()
+        x = self._block(0, x_in, parts[0], self.stride)
+        if not self.n_sep:
+            return None, x
+        dil = None
+        if self.n_sep < self.n:
+            c = x.shape[1] // self.n
+            x, dil = torch.split(x, [self.n_sep * c, (self.n - self.n_sep) * c], dim=1)
+        return self._block(1, F.relu(x), parts[1], 1), dil
+
+    def _block(
+        self, i: int, x: torch.Tensor, block: list[tuple[nn.Module, ...]], stride: int
+    ) -> torch.Tensor:
+        """Block i (depthwise, grouped 1x1, BN) of the members in ``block`` on their inputs."""
+        x = depthwise_conv2d(
+            x, self._depthwise_weight(block), (stride, stride), (self.padding,) * 2,
+            (self.dilation,) * 2,
+        )  # fmt: skip
+        x = _pointwise(x, torch.cat([m[2].weight for m in block]), len(block))
+        return self._batch_norm(i, x, [m[3] for m in block])
 
     def _batch_norm(self, i: int, x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
         bn = bns[0]
