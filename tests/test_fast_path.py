@@ -218,6 +218,36 @@ def test_fast_optimizers_and_clipping_equal_the_default_loop():
         _close(a, b, name)
 
 
+@pytest.mark.parametrize("max_norm", [0.05, 1e3])  # clipping active / inactive
+@pytest.mark.parametrize("fused", [True, False])
+def test_clip_and_step_equals_clip_then_step(max_norm, fused):
+    torch.manual_seed(0)
+    net = SearchNetwork(SpaceConfig(C=4, layers=3, in_channels=1))
+    nets = [net, copy.deepcopy(net)]
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    kw = dict(momentum=0.9, weight_decay=3e-4)
+    opts = [
+        torch.optim.SGD(nets[0].weight_parameters(), 0.1, fused=fused, **kw),
+        torch.optim.SGD(nets[1].weight_parameters(), 0.1, **kw),
+    ]
+    for _ in range(3):
+        for i, n in enumerate(nets):
+            opts[i].zero_grad()
+            F.cross_entropy(n(x), y).backward()
+            params = n.weight_parameters()
+            if i == 0:
+                norm = fast.clip_and_step(opts[0], params, max_norm)
+            else:
+                ref_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+                opts[1].step()
+        _close(norm, ref_norm, "gradient norm")
+        assert not hasattr(opts[0], "grad_scale")
+    pairs = zip(nets[0].named_parameters(), nets[1].named_parameters(), strict=True)
+    for (name, a), (_, b) in pairs:
+        _close(a, b, name)
+        _close(a.grad, b.grad, f"{name} (gradient left after the step)")
+
+
 # ------------------------------------------------------------------------------ Hessian
 def _smooth(module: torch.nn.Module) -> None:
     """ReLU -> Softplus, max -> avg pool: finite differences need a smooth loss (kinks break them)."""

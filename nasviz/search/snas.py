@@ -194,8 +194,7 @@ class SnasSearch(SupernetSearch):
         penalty = self.penalty(z)
         loss = ce + self.resource_lambda * penalty if self.resource_lambda else ce
         loss.backward()
-        self.clip_weight_gradients()
-        self.w_optimizer.step()
+        self.clip_and_step_weights()
         self.a_optimizer.step()
         self._accumulate({c: v.detach() for c, v in z.items()}, penalty.detach())
         return ce.detach(), logits.detach()

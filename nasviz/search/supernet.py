@@ -254,8 +254,7 @@ class SupernetSearch(Search):
         # so the alphas' and betas' gradients of this backward (a batched product per node sum,
         # as large as the forward's) would be computed for nothing.
         loss.backward(inputs=self._weight_tensors())
-        self.clip_weight_gradients()
-        self.w_optimizer.step()
+        self.clip_and_step_weights()
         return loss.detach(), logits.detach()
 
     def _weight_tensors(self) -> list[torch.Tensor]:
@@ -270,6 +269,15 @@ class SupernetSearch(Search):
             fast.clip_grad_norm(params, self.config.grad_clip)
         else:
             nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+
+    def clip_and_step_weights(self) -> None:
+        """`clip_weight_gradients`, then the weight optimizer's step (one fused update when
+        enabled: `nasviz.search.fast.clip_and_step`)."""
+        if self.config.multi_tensor:
+            fast.clip_and_step(self.w_optimizer, self._weight_tensors(), self.config.grad_clip)
+        else:
+            self.clip_weight_gradients()
+            self.w_optimizer.step()
 
     def evaluate(
         self, loader: DeviceLoader | None = None, model: nn.Module | None = None
