@@ -136,6 +136,26 @@ def test_a_factorized_reduce_with_another_leading_module_runs_it():
     _same_loss_and_gradients(fast_net, ref_net, torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,)))
 
 
+@pytest.mark.parametrize("mixing", ["darts", "pc-darts-k2"])
+def test_grouped_factorized_reduces_fall_back_after_a_swap(mixing):
+    """A reduction cell's skip_connects run side by side (`GroupedReduce`); swapping one's BN
+    for another module after a forward makes them run op by op, and the outputs stay equal."""
+    from nasviz.genotypes import PRIMITIVES
+
+    skip = PRIMITIVES.index("skip_connect")
+    fast_net, ref_net = _pair(mixing)
+    reduction = next(i for i, c in enumerate(fast_net.cells) if c.reduction)
+    x, y = torch.randn(4, 1, 8, 8), torch.randint(0, 10, (4,))
+    groups = fast_net.cells[reduction]._reduces
+    assert sorted(groups) == [0, 1] and all(g.usable() for g, _ in groups.values())
+    _same_loss_and_gradients(fast_net, ref_net, x, y)  # grouped
+    for net in (fast_net, ref_net):
+        op = net.cells[reduction].edges[1].ops[skip]  # edge 1 reads s1
+        op.bn = torch.nn.GroupNorm(1, op.bn.num_features, affine=False)
+    assert groups[0][0].usable() and not groups[1][0].usable()
+    _same_loss_and_gradients(fast_net, ref_net, x, y)  # s1's op by op, s0's grouped
+
+
 @pytest.mark.parametrize("layout", [dict(merge=False), dict(merge=False, grouped=False)])
 @pytest.mark.parametrize("mixing", ["darts", "pc-darts-k4"])
 def test_other_group_layouts_stay_equal(mixing, layout):

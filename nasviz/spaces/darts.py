@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasviz.genotypes import CELL_TYPES, PRIMITIVES
-from nasviz.spaces.grouped import GroupedOps, family, groupable
+from nasviz.spaces.grouped import GroupedOps, GroupedReduce, family, groupable
 from nasviz.spaces.operations import (
     FactorizedReduce,
     Identity,
@@ -284,6 +284,8 @@ class SearchCell(nn.Module):
         self._reader_sets: list[list[int]] = [[j] for j in range(steps + 1)]
         self._set_groups: list[list[int]] = [[] for _ in self._reader_sets]
         self._index_cache: dict[tuple, torch.Tensor] = {}
+        # per stride-2 state: its edges' FactorizedReduce ops side by side, and their (edge, op)
+        self._reduces: dict[int, tuple[GroupedReduce, list[tuple[int, int]]]] = {}
         edges = edge_list(steps)
         self._edge_node = [i - 2 for _, i in edges]  # edge -> the node it feeds
         self._edges_reading = [
@@ -363,11 +365,30 @@ class SearchCell(nn.Module):
                     self._member[(e, k)] = (g, pos)
                 self._group_edges.append([(e, k) for _, k, e in group])
                 self._set_groups[-1].append(g)
+        self._reduces = self._group_reduces() if grouped else {}
+
+    def _group_reduces(self) -> dict[int, tuple[GroupedReduce, list[tuple[int, int]]]]:
+        """Per stride-2 state, the FactorizedReduce ops (skip_connect) of the edges reading it,
+        run side by side (`GroupedReduce`): a reduction cell's 8 of them as 2 matmuls and 2 BNs."""
+        out = {}
+        for j in range(self.steps + 1):
+            members = [
+                (e, k)
+                for e in self._edges_reading[j]
+                for k, op in enumerate(self.edges[e].ops)
+                if type(op) is FactorizedReduce
+            ]
+            if self.stride(j) == 2 and len(members) > 1:
+                ops = [self.edges[e].ops[k] for e, k in members]
+                out[j] = (GroupedReduce(ops), members)
+        return out
 
     def _apply(self, fn, recurse=True):  # noqa: ANN001, ANN202 - nn.Module's signature
         # .to() / .double() replace every buffer, which unties the grouped BN statistics' views.
         super()._apply(fn, recurse)
         for group in self._groups:
+            group.tie_buffers()
+        for group, _ in self._reduces.values():
             group.tie_buffers()
         return self
 
@@ -480,6 +501,13 @@ class SearchCell(nn.Module):
             if dil is not None:  # dil_conv members: the first block's last channels
                 sources.append((("g", g, 0), [[m] for m in members[ns:]], dil))
             grouped.update(members)
+        for j in readers:  # the stride-2 skip_connects of the edges reading j, side by side
+            reduce, members = self._reduces.get(j, (None, []))
+            if reduce is not None and reduce.usable():
+                out = reduce.outputs(self._relu(shared[j]), self._subsampled(shared[j]))
+                sources.append((("fr", j), [[m] for m in members], out))
+                grouped.update(members)
+                usable.append(("fr", j))  # the other ops' columns depend on it (cache key)
         columns: list[list[tuple[int, int]]] = []
         tensors: list[torch.Tensor] = []
         for j in readers:
@@ -556,9 +584,7 @@ class SearchCell(nn.Module):
         if isinstance(op, Identity):
             return inp["x"]
         if type(op) is FactorizedReduce and starts_with_relu(op):  # edges share the subsampling
-            if "subsampled" not in inp:
-                inp["subsampled"] = FactorizedReduce.subsample(self._relu(inp))
-            return op.after_relu(self._relu(inp), inp["subsampled"])
+            return op.after_relu(self._relu(inp), self._subsampled(inp))
         if starts_with_relu(op):
             return op.after_relu(self._relu(inp))
         return op(inp["x"])
@@ -612,6 +638,12 @@ class SearchCell(nn.Module):
                 x = x.contiguous(memory_format=torch.channels_last)
             inp["pool_x"] = x
         return inp["pool_x"]
+
+    def _subsampled(self, inp: dict) -> torch.Tensor:
+        """`FactorizedReduce.subsample` of the state's ReLU, once per state."""
+        if "subsampled" not in inp:
+            inp["subsampled"] = FactorizedReduce.subsample(self._relu(inp))
+        return inp["subsampled"]
 
     @staticmethod
     def _relu(inp: dict) -> torch.Tensor:

@@ -35,7 +35,7 @@ from torch import nn
 
 from nasviz.spaces.depthwise import depthwise_conv2d
 from nasviz.spaces.functions import grouped_matmul
-from nasviz.spaces.operations import DilConv, SepConv
+from nasviz.spaces.operations import DilConv, FactorizedReduce, SepConv
 
 EMBED_UP_TO = 5
 """Members whose receptive field is at most this share one EMBED_UP_TO x EMBED_UP_TO depthwise
@@ -133,31 +133,7 @@ class GroupedOps:
 
     def tie_buffers(self) -> None:
         """Make each block's BN running statistics views into one flat [n*c] buffer."""
-        self.flat = []
-        for block in self.blocks:
-            bns = [_parts(b)[3] for b in block]
-            flat = {}
-            for name in ("running_mean", "running_var", "num_batches_tracked"):
-                parts = [getattr(bn, name) for bn in bns]
-                if any(p is None for p in parts):
-                    flat = {}
-                    break
-                flat[name] = torch.cat([p.reshape(-1) for p in parts])
-                views = flat[name].split([p.numel() for p in parts])
-                for bn, v, p in zip(bns, views, parts, strict=True):
-                    setattr(bn, name, v.view(p.shape))
-            self.flat.append(flat)
-
-    def _tied(self, i: int, bns: list[nn.BatchNorm2d]) -> bool:
-        flat = self.flat[i]
-        if not flat:
-            return False
-        ptr = flat["running_mean"].untyped_storage().data_ptr()
-        # still views of the flat buffer (not replaced by functional_call, load, a transform)
-        return all(
-            bn.running_mean is not None and bn.running_mean.untyped_storage().data_ptr() == ptr
-            for bn in bns
-        )
+        self.flat = [tie_batch_norms([_parts(b)[3] for b in block]) for block in self.blocks]
 
     def parts(self) -> list[list[tuple[nn.Module, ...]]]:
         """Per block, per member: its (ReLU, depthwise conv, 1x1 conv, BN), read now."""
@@ -221,23 +197,103 @@ class GroupedOps:
         return self._batch_norm(i, x, [m[3] for m in block])
 
     def _batch_norm(self, i: int, x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
-        bn = bns[0]
-        weight = torch.cat([b.weight for b in bns]) if bn.affine else None
-        bias = torch.cat([b.bias for b in bns]) if bn.affine else None
-        if bn.running_mean is None:  # no running statistics (e.g. frozen for torch.func)
-            return F.batch_norm(x, None, None, weight, bias, True, 0.0, bn.eps)
-        if not self._tied(i, bns):  # buffers were swapped out: each member's BN on its channels
-            return torch.cat(
-                [b(part) for b, part in zip(bns, x.chunk(len(bns), 1), strict=True)], 1
-            )
-        flat = self.flat[i]
-        training = bn.training or not bn.track_running_stats
-        if bn.training and bn.track_running_stats:
-            flat["num_batches_tracked"].add_(1)
-        return F.batch_norm(
-            x, flat["running_mean"], flat["running_var"], weight, bias, training,
-            bn.momentum, bn.eps,
-        )  # fmt: skip
+        return tied_batch_norm(x, self.flat[i], bns)
+
+
+class GroupedReduce:
+    """The FactorizedReduce ops (skip_connect on stride-2 edges) of the edges reading one state,
+    run side by side: one batched matmul and one BN instead of one of each per edge.
+
+    Each op is cat(conv_1(x[::2, ::2]), conv_2(x[1::2, 1::2])) -> BN on ReLU(x); all of them read
+    the same two subsampled inputs (`FactorizedReduce.subsample`), so the n ops' conv_1 weights
+    stacked are one [n*C/2, C] matrix on the first, their conv_2 weights one on the second. The
+    outputs, reordered op-major, are the n ops' outputs side by side, [B, n*C, h, w], and the BN
+    over n*C channels is n BNs (their running statistics are views of one flat buffer, as in
+    `GroupedOps`). The modules stay the edges' own (same parameters, buffers and keys).
+    """
+
+    def __init__(self, ops: list[FactorizedReduce]):
+        if not ops or any(type(op) is not FactorizedReduce for op in ops):
+            raise ValueError("GroupedReduce needs FactorizedReduce ops")
+        self.ops = ops
+        self.flat: dict[str, torch.Tensor] = {}
+        self.tie_buffers()
+
+    def tie_buffers(self) -> None:
+        """Make the ops' BN running statistics views into one flat [n*C] buffer."""
+        self.flat = tie_batch_norms([op.bn for op in self.ops])
+
+    def usable(self) -> bool:
+        """True if every op still is a plain ReLU, two 1x1 stride-2 convs and a momentum BN,
+        without hooks (otherwise each op runs as its own module)."""
+        for op in self.ops:
+            bn = op.bn
+            if type(op.relu) is not nn.ReLU or type(bn) is not nn.BatchNorm2d:
+                return False
+            if bn.momentum is None or bn._forward_hooks or bn._forward_pre_hooks:
+                return False
+            if not op._plain_convs():
+                return False
+        return True
+
+    def outputs(self, x: torch.Tensor, subsampled: torch.Tensor) -> torch.Tensor:
+        """ReLU(state) [B, C, H, W] and its `FactorizedReduce.subsample` -> the ops' outputs
+        side by side [B, n*C, h, w] (in ``ops`` order)."""
+        b, c, height, width = x.shape
+        h, w = (height + 1) // 2, (width + 1) // 2
+        n, half = len(self.ops), self.ops[0].conv_1.out_channels
+        weights = [op.conv_1.weight for op in self.ops] + [op.conv_2.weight for op in self.ops]
+        out = grouped_matmul(torch.cat(weights).view(2, n * half, c), subsampled)
+        # [B, 2 halves, n ops, C/2, h*w] -> op-major: each op's output is cat(its two halves)
+        out = out.view(b, 2, n, half, h * w).transpose(1, 2).reshape(b, n * 2 * half, h, w)
+        return tied_batch_norm(out, self.flat, [op.bn for op in self.ops])
+
+
+def tie_batch_norms(bns: list[nn.BatchNorm2d]) -> dict[str, torch.Tensor]:
+    """Make the BNs' running statistics views into one flat buffer per statistic, in order;
+    returns the flat buffers ({} if a BN keeps no running statistics)."""
+    flat = {}
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        parts = [getattr(bn, name) for bn in bns]
+        if any(p is None for p in parts):
+            return {}
+        flat[name] = torch.cat([p.reshape(-1) for p in parts])
+        views = flat[name].split([p.numel() for p in parts])
+        for bn, v, p in zip(bns, views, parts, strict=True):
+            setattr(bn, name, v.view(p.shape))
+    return flat
+
+
+def _tied(flat: dict[str, torch.Tensor], bns: list[nn.BatchNorm2d]) -> bool:
+    """True if the BNs' running statistics still are views of ``flat`` (not replaced by
+    functional_call, a state-dict load with assign, a transform)."""
+    if not flat:
+        return False
+    ptr = flat["running_mean"].untyped_storage().data_ptr()
+    return all(
+        bn.running_mean is not None and bn.running_mean.untyped_storage().data_ptr() == ptr
+        for bn in bns
+    )
+
+
+def tied_batch_norm(
+    x: torch.Tensor, flat: dict[str, torch.Tensor], bns: list[nn.BatchNorm2d]
+) -> torch.Tensor:
+    """The BNs (same type and settings) on their channels of ``x``, side by side, as one BN over
+    all of them with the flat running statistics of `tie_batch_norms`."""
+    bn = bns[0]
+    weight = torch.cat([b.weight for b in bns]) if bn.affine else None
+    bias = torch.cat([b.bias for b in bns]) if bn.affine else None
+    if bn.running_mean is None:  # no running statistics (e.g. frozen for torch.func)
+        return F.batch_norm(x, None, None, weight, bias, True, 0.0, bn.eps)
+    if not _tied(flat, bns):  # buffers were swapped out: each BN on its channels
+        return torch.cat([b(part) for b, part in zip(bns, x.chunk(len(bns), 1), strict=True)], 1)
+    training = bn.training or not bn.track_running_stats
+    if bn.training and bn.track_running_stats:
+        flat["num_batches_tracked"].add_(1)
+    return F.batch_norm(
+        x, flat["running_mean"], flat["running_var"], weight, bias, training, bn.momentum, bn.eps
+    )
 
 
 def _parts(block: nn.Module) -> tuple[nn.Module, ...]:
@@ -247,4 +303,13 @@ def _parts(block: nn.Module) -> tuple[nn.Module, ...]:
     return tuple(block._modules.values())
 
 
-__all__ = ["EMBED_UP_TO", "MATMUL_MIN_GROUPS", "GroupedOps", "family", "groupable"]
+__all__ = [
+    "EMBED_UP_TO",
+    "MATMUL_MIN_GROUPS",
+    "GroupedOps",
+    "GroupedReduce",
+    "family",
+    "groupable",
+    "tie_batch_norms",
+    "tied_batch_norm",
+]
