@@ -69,7 +69,8 @@ def clip_and_step(
     update kernel (the protocol torch's GradScaler uses to unscale), so there the clip factor
     goes in as that scale: the update (and the gradients left behind) are those of clip + step,
     without a multiply over every tensor first (tests/test_fast_path.py checks both; measured,
-    one thread, 889 small tensors: 5.5 -> 4.4 ms). Other optimizers clip, then step.
+    one thread, the 889 weight tensors of the small DARTS supernet: 4.2-4.5 -> 3.2-3.4 ms per
+    step). Other optimizers clip, then step.
     """
     grads = [p.grad for p in params if p.grad is not None]
     if not (grads and optimizer.defaults.get("fused") and not hasattr(optimizer, "grad_scale")):
