@@ -156,6 +156,24 @@ def test_grouped_factorized_reduces_fall_back_after_a_swap(mixing):
     _same_loss_and_gradients(fast_net, ref_net, x, y)  # s1's op by op, s0's grouped
 
 
+@pytest.mark.parametrize("mixing", ["darts", "pc-darts-k2"])
+def test_fast_network_stays_equal_after_double_and_deepcopy(mixing):
+    """`.double()` replaces every buffer and `deepcopy` copies them: the grouped BNs' running
+    statistics (conv groups and `GroupedReduce`) are tied again and still update every edge's."""
+    fast_net, ref_net = _pair(mixing)
+    fast_net, ref_net = copy.deepcopy(fast_net).double(), ref_net.double()
+    reduction = next(c for c in fast_net.cells if c.reduction)
+    for group, _ in reduction._reduces.values():  # still one flat buffer, not a fallback
+        storage = group.flat["running_mean"].untyped_storage().data_ptr()
+        assert group.usable() and group.flat["running_mean"].dtype == torch.float64
+        assert all(op.bn.running_mean.untyped_storage().data_ptr() == storage for op in group.ops)
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    _same_loss_and_gradients(fast_net, ref_net, x, torch.randint(0, 10, (4,)))
+    sd_ref = ref_net.state_dict()
+    for k, v in fast_net.state_dict().items():
+        _close(v.double(), sd_ref[k].double(), f"buffer {k}")
+
+
 @pytest.mark.parametrize("layout", [dict(merge=False), dict(merge=False, grouped=False)])
 @pytest.mark.parametrize("mixing", ["darts", "pc-darts-k4"])
 def test_other_group_layouts_stay_equal(mixing, layout):
