@@ -262,21 +262,14 @@ class SupernetSearch(Search):
         walking the module tree on every step)."""
         return [p for group in self.w_optimizer.param_groups for p in group["params"]]
 
-    def clip_weight_gradients(self) -> None:
-        """Clip the weight gradients' total norm to ``grad_clip`` (multi-tensor when enabled)."""
+    def clip_and_step_weights(self) -> None:
+        """Clip the weight gradients' total norm to ``grad_clip``, then the weight optimizer's
+        step (multi-tensor when enabled: one fused update, `nasviz.search.fast.clip_and_step`)."""
         params = self._weight_tensors()
         if self.config.multi_tensor:
-            fast.clip_grad_norm(params, self.config.grad_clip)
+            fast.clip_and_step(self.w_optimizer, params, self.config.grad_clip)
         else:
             nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-
-    def clip_and_step_weights(self) -> None:
-        """`clip_weight_gradients`, then the weight optimizer's step (one fused update when
-        enabled: `nasviz.search.fast.clip_and_step`)."""
-        if self.config.multi_tensor:
-            fast.clip_and_step(self.w_optimizer, self._weight_tensors(), self.config.grad_clip)
-        else:
-            self.clip_weight_gradients()
             self.w_optimizer.step()
 
     def evaluate(

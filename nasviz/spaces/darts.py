@@ -487,13 +487,13 @@ class SearchCell(nn.Module):
         first = max(max(readers) - 1, 0)  # the first node reading these states
         sources: list[tuple[tuple, list[list[tuple[int, int]]], torch.Tensor]] = []
         grouped: set[tuple[int, int]] = set()
-        usable = []
+        ran: list = []  # the groups that ran: the other ops' columns (and cache key) follow
         for g in self._set_groups[r]:
             group = self._groups[g]
             parts = group.parts()
             if not group.usable(parts):
                 continue  # modules were swapped: each of its ops runs on its own (below)
-            usable.append(g)
+            ran.append(g)
             sep, dil = group.block_outputs(self._grouped_input(g, shared), parts)
             members, ns = self._group_edges[g], group.n_sep
             if sep is not None:  # sep_conv members: the second block
@@ -507,7 +507,7 @@ class SearchCell(nn.Module):
                 out = reduce.outputs(self._relu(shared[j]), self._subsampled(shared[j]))
                 sources.append((("fr", j), [[m] for m in members], out))
                 grouped.update(members)
-                usable.append(("fr", j))  # the other ops' columns depend on it (cache key)
+                ran.append(("fr", j))
         columns: list[list[tuple[int, int]]] = []
         tensors: list[torch.Tensor] = []
         for j in readers:
@@ -527,7 +527,7 @@ class SearchCell(nn.Module):
                         tensors.append(self._op_output(shared[j], op, k))
         if tensors:
             rest = tensors[0].unsqueeze(1) if len(tensors) == 1 else torch.stack(tensors, 1)
-            sources.append((("rest", tuple(usable)), columns, rest))
+            sources.append((("rest", tuple(ran)), columns, rest))
         for row, part in enumerate(self._weighted_sums(r, sources, flat, first)):
             summands[first + row].append(part)
 

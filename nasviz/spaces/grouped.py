@@ -25,6 +25,9 @@ fewer, wider kernels are what makes a step fast. The weights stay the edges' own
 (same names, counts, initialization and optimizer); each block's BN running statistics become
 views into one flat buffer, so the wide BN updates every member's statistics in place
 (`tie_buffers`).
+
+The stride-2 skip_connects (FactorizedReduce) of the edges reading one state run side by side
+the same way (`GroupedReduce`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from torch import nn
 
 from nasviz.spaces.depthwise import depthwise_conv2d
 from nasviz.spaces.functions import grouped_matmul
-from nasviz.spaces.operations import DilConv, FactorizedReduce, SepConv
+from nasviz.spaces.operations import DilConv, FactorizedReduce, SepConv, factorized_convs
 
 EMBED_UP_TO = 5
 """Members whose receptive field is at most this share one EMBED_UP_TO x EMBED_UP_TO depthwise
@@ -206,8 +209,8 @@ class GroupedReduce:
 
     Each op is cat(conv_1(x[::2, ::2]), conv_2(x[1::2, 1::2])) -> BN on ReLU(x); all of them read
     the same two subsampled inputs (`FactorizedReduce.subsample`), so the n ops' conv_1 weights
-    stacked are one [n*C/2, C] matrix on the first, their conv_2 weights one on the second. The
-    outputs, reordered op-major, are the n ops' outputs side by side, [B, n*C, h, w], and the BN
+    stacked are one [n*C/2, C] matrix on the first, their conv_2 weights one on the second
+    (`operations.factorized_convs`): the n ops' outputs side by side, [B, n*C, h, w]. The BN
     over n*C channels is n BNs (their running statistics are views of one flat buffer, as in
     `GroupedOps`). The modules stay the edges' own (same parameters, buffers and keys).
     Measured on the whole step (benchmarks/README.md, item 23): 1-2 % for PC-DARTS K=4, up to
@@ -241,13 +244,7 @@ class GroupedReduce:
     def outputs(self, x: torch.Tensor, subsampled: torch.Tensor) -> torch.Tensor:
         """ReLU(state) [B, C, H, W] and its `FactorizedReduce.subsample` -> the ops' outputs
         side by side [B, n*C, h, w] (in ``ops`` order)."""
-        b, c, height, width = x.shape
-        h, w = (height + 1) // 2, (width + 1) // 2
-        n, half = len(self.ops), self.ops[0].conv_1.out_channels
-        weights = [op.conv_1.weight for op in self.ops] + [op.conv_2.weight for op in self.ops]
-        out = grouped_matmul(torch.cat(weights).view(2, n * half, c), subsampled)
-        # [B, 2 halves, n ops, C/2, h*w] -> op-major: each op's output is cat(its two halves)
-        out = out.view(b, 2, n, half, h * w).transpose(1, 2).reshape(b, n * 2 * half, h, w)
+        out = factorized_convs(self.ops, x, subsampled)
         return tied_batch_norm(out, self.flat, [op.bn for op in self.ops])
 
 

@@ -159,21 +159,9 @@ class FactorizedReduce(nn.Module):
         return torch.stack([even, odd], 1).view(b, 2, c, h * w)
 
     def _both_convs(self, x: torch.Tensor, subsampled: torch.Tensor | None = None) -> torch.Tensor:
-        """cat([conv_1(x), conv_2(x shifted by a pixel)]) as one batched matrix product.
-
-        A 1x1 stride-2 conv reads the pixels (2h, 2w); the shifted one reads (2h+1, 2w+1).
-        Both subsampled inputs side by side (`subsample`), [B, 2, C, h*w], times the two weights
-        [2, C/2, C]: one matmul instead of two convs, a pad and a cat (measured, one thread,
-        forward + backward, [8, 16, 16, 16]: 0.66 -> 0.21 ms).
-        """
-        if subsampled is None:
-            subsampled = self.subsample(x)
-        b, c, height, width = x.shape
-        h, w = (height + 1) // 2, (width + 1) // 2
-        c_half = self.conv_1.out_channels
-        weight = torch.cat([self.conv_1.weight, self.conv_2.weight]).view(2, c_half, c)
-        out = grouped_matmul(weight, subsampled)
-        return out.view(b, 2 * c_half, h, w)
+        """cat([conv_1(x), conv_2(x shifted by a pixel)]) as one batched matrix product
+        (`factorized_convs` of this op alone)."""
+        return factorized_convs([self], x, self.subsample(x) if subsampled is None else subsampled)
 
     def _plain_convs(self) -> bool:
         """True if conv_1 / conv_2 are still plain 1x1 stride-2 bias-free convs without hooks."""
@@ -191,6 +179,28 @@ class FactorizedReduce(nn.Module):
             and not (conv._forward_hooks or conv._forward_pre_hooks)
             for conv in (self.conv_1, self.conv_2)
         )
+
+
+def factorized_convs(
+    ops: list[FactorizedReduce], x: torch.Tensor, subsampled: torch.Tensor
+) -> torch.Tensor:
+    """The two 1x1 stride-2 convs of each of ``ops`` (FactorizedReduce on the same input x,
+    [B, C, H, W]) as one batched matrix product -> their cat(conv_1, conv_2) outputs side by
+    side, [B, n*C_out, h, w].
+
+    A 1x1 stride-2 conv reads the pixels (2h, 2w); the shifted one reads (2h+1, 2w+1). Both
+    subsampled inputs side by side (``subsampled`` = `FactorizedReduce.subsample(x)`,
+    [B, 2, C, h*w]) times the ops' conv_1 weights stacked and their conv_2 weights stacked,
+    [2, n*C_out/2, C]: one matmul instead of two convs, a pad and a cat per op (measured, one
+    thread, forward + backward, one op on [8, 16, 16, 16]: 0.66 -> 0.21 ms).
+    """
+    b, c, height, width = x.shape
+    h, w = (height + 1) // 2, (width + 1) // 2
+    n, half = len(ops), ops[0].conv_1.out_channels
+    weights = [op.conv_1.weight for op in ops] + [op.conv_2.weight for op in ops]
+    out = grouped_matmul(torch.cat(weights).view(2, n * half, c), subsampled)
+    # [B, 2 halves, n ops, C_out/2, h*w] -> op-major: each op's output is cat(its two halves)
+    return out.view(b, 2, n, half, h * w).transpose(1, 2).reshape(b, n * 2 * half, h, w)
 
 
 class Conv7x1_1x7(ReLUFirst):
