@@ -18,10 +18,12 @@ its ~2,800 modules, about 6 ms at the small CPU size), nasviz's once per epoch
 (`start_epoch`), so the official step includes it and nasviz's does not. Both implementations get the same
 synthetic batches (speed does not depend on pixel values), the same hyperparameters and the same
 thread count. Every (case, implementation) runs in a fresh process, so its peak memory is its own:
-peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA. The processes are interleaved
-(official, nasviz, official, nasviz ... with the order flipped every repeat), so load from other
-processes on a shared machine hits both alike; the table gives medians over repeats and the
-range of the per-repeat ratios.
+peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA. The processes of one repeat are
+started together, build and warm up, and then take turns one step at a time (official, nasviz,
+nasviz, official, ...: the order rotates every step), so load from other processes on a shared
+machine and the machine's drift over minutes hit every implementation alike; only one of them
+runs at any moment. A process's time is the median of its steps; the table gives medians over
+repeats (each repeat new processes) and the range of the per-repeat ratios.
 
 ``--baseline PATH`` adds a third implementation: nasviz imported from another checkout (e.g. a
 ``git archive`` of an older commit), for before/after figures in the same interleaved session.
@@ -248,8 +250,16 @@ def saved_for_backward_mb(step, *batch: torch.Tensor) -> float:
     return max(state["totals"], default=0) / 2**20
 
 
-def run_one(opts: dict) -> Result:
-    """Time one (implementation, case) in this process (called in a fresh child)."""
+PROTOCOL = "@@"  # prefix of the worker's protocol lines (the official code may print too)
+
+
+def _reply(obj: dict) -> None:
+    print(PROTOCOL + json.dumps(obj), flush=True)
+
+
+def serve(opts: dict) -> None:
+    """Worker (a fresh child process): build one (implementation, case), warm up, then run one
+    timed step per ``step`` line on stdin until ``done``, and report memory and counts."""
     if opts["threads"] > 0:
         torch.set_num_threads(opts["threads"])
     # else "as shipped": the official code keeps torch's default, nasviz applies its own rule
@@ -275,36 +285,100 @@ def run_one(opts: dict) -> Result:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-    t0, c0 = time.perf_counter(), time.process_time()
-    for _ in range(opts["steps"]):
+    _reply({"ready": True})
+    walls, cpus = [], []
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        t0, c0 = time.perf_counter(), time.process_time()
         step(x, y, x_val, y_val)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    wall = (time.perf_counter() - t0) / opts["steps"]
-    dt = (time.process_time() - c0) / opts["steps"] if opts["clock"] == "cpu" else wall
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        _reply({"wall": walls[-1], "cpu": cpus[-1]})
+    wall = statistics.median(walls)
+    dt = statistics.median(cpus) if opts["clock"] == "cpu" else wall
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak = _peak_rss_mb()  # read before counting the paper-size supernet below
     saved = saved_for_backward_mb(step, x, y, x_val, y_val)  # after the peak was read
-    return Result(
+    _reply(asdict(Result(
         opts["impl"], name, shape.batch, shape.batch / dt, dt, shape.batch / wall, peak, base,
         saved, torch.get_num_threads(), params, paper(),
-    )  # fmt: skip
+    )))  # fmt: skip
 
 
-def spawn(opts: dict) -> Result:
-    """Run one case in a fresh Python process (its own peak memory, its own imports)."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    cwd = ROOT
-    if opts["impl"] != "official":  # nasviz from this or another checkout
-        cwd = Path(opts["baseline"] if opts["impl"] == "baseline" else opts["nasviz"])
-        env["PYTHONPATH"] = str(cwd)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(opts)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
-    if proc.returncode:
-        raise RuntimeError(f"{opts['impl']} / {opts['case']} failed:\n{proc.stderr[-3000:]}")
-    return Result(**json.loads(proc.stdout.strip().splitlines()[-1]))
+class Worker:
+    """One implementation of one case in its own Python process (its own peak memory and
+    imports), driven one step at a time over a pipe."""
+
+    def __init__(self, opts: dict) -> None:
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        cwd = ROOT
+        if opts["impl"] != "official":  # nasviz from this or another checkout
+            cwd = Path(opts["baseline"] if opts["impl"] == "baseline" else opts["nasviz"])
+            env["PYTHONPATH"] = str(cwd)
+        self.label = f"{opts['impl']} / {opts['case']}"
+        self.err = tempfile.TemporaryFile("w+")  # a pipe could fill up and block the child
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", json.dumps(opts)]
+        self.proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True,
+            env=env, cwd=cwd,
+        )  # fmt: skip
+
+    def read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith(PROTOCOL):
+                return json.loads(line[len(PROTOCOL) :])
+        self.proc.wait()
+        self.err.seek(0)
+        raise RuntimeError(f"{self.label} failed:\n{self.err.read()[-3000:]}")
+
+    def send(self, command: str) -> None:
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def step(self) -> dict:
+        self.send("step")
+        return self.read()
+
+    def finish(self) -> Result:
+        self.send("done")
+        result = Result(**self.read())
+        self.close()
+        return result
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.err.close()
+
+
+def run_lockstep(opts: dict, impls: list[str], steps: int) -> tuple[dict, dict]:
+    """Start one worker per implementation, let them warm up, then time ``steps`` steps of each,
+    taking turns step by step. Returns (results, failures) keyed by implementation."""
+    workers = {i: Worker(dict(opts, impl=i)) for i in impls}
+    failed = {}
+    try:
+        for impl, w in list(workers.items()):
+            try:
+                w.read()  # ready: built and warmed up
+            except RuntimeError as err:  # e.g. official PC-DARTS cannot run K=1
+                failed[impl] = str(err).strip().splitlines()[-1]
+                w.close()
+                del workers[impl]
+        live = list(workers)
+        for s in range(steps if live else 0):
+            turn = s % len(live)  # rotate who goes first, so no one always follows the same
+            for impl in live[turn:] + live[:turn]:
+                workers[impl].step()
+        return {i: w.finish() for i, w in workers.items()}, failed
+    finally:
+        for w in workers.values():
+            w.close()
 
 
 # ------------------------------------------------------------------------------ the table
@@ -378,7 +452,7 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(asdict(run_one(json.loads(args.child)))))
+        serve(json.loads(args.child))
         return
 
     cuda = args.device.startswith("cuda")
@@ -419,26 +493,24 @@ def main() -> None:
         for rep in range(args.repeats):
             for name, _method, _ in cases:
                 for batch in batches:
+                    opts = dict(
+                        case=name, device=args.device, threads=args.threads,
+                        shape=asdict(Shape(batch=batch, **size)), warmup=args.warmup,
+                        official=roots.get("pc-darts"), official_darts=roots.get("darts"),
+                        baseline=args.baseline, nasviz=args.nasviz, fast_optim=args.fast_optim,
+                        clock=clock,
+                    )  # fmt: skip
                     order = impls if rep % 2 == 0 else impls[::-1]
+                    done, failed = run_lockstep(opts, order, steps)
                     for impl in order:
-                        opts = dict(
-                            impl=impl, case=name, device=args.device, threads=args.threads,
-                            shape=asdict(Shape(batch=batch, **size)), steps=steps,
-                            warmup=args.warmup, official=roots.get("pc-darts"),
-                            official_darts=roots.get("darts"), baseline=args.baseline, nasviz=args.nasviz,
-                            fast_optim=args.fast_optim, clock=clock,
-                        )  # fmt: skip
-                        try:
-                            r = spawn(opts)
-                        except RuntimeError as err:  # e.g. official PC-DARTS cannot run K=1
-                            last = str(err).strip().splitlines()[-1]
-                            print(f"  [{rep + 1}/{args.repeats}] {name:<16} b={batch:<4} {impl:<8} "
-                                  f"FAILED: {last}", flush=True)  # fmt: skip
+                        tag = f"  [{rep + 1}/{args.repeats}] {name:<16} b={batch:<4} {impl:<8}"
+                        if impl in failed:
+                            print(f"{tag} FAILED: {failed[impl]}", flush=True)
                             continue
+                        r = done[impl]
                         results.append(r)
                         print(
-                            f"  [{rep + 1}/{args.repeats}] {name:<16} b={batch:<4} {impl:<8} "
-                            f"{r.images_per_second:8.2f} img/s ({clock}; wall "
+                            f"{tag} {r.images_per_second:8.2f} img/s ({clock}; wall "
                             f"{r.wall_images_per_second:.2f})  peak {r.peak_mb:7.0f} MiB  saved "
                             f"{r.saved_mb:6.1f} MiB  threads {r.threads}",
                             flush=True,
