@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "compare_official.py"
 
-MODEL_SEARCH = '''
+MODEL_SEARCH = """
 import torch
 from torch import nn
 
@@ -49,9 +49,9 @@ class Network(nn.Module):
 
     def arch_parameters(self):
         return [self.alphas]
-'''
+"""
 
-ARCHITECT = '''
+ARCHITECT = """
 import torch
 
 
@@ -64,7 +64,7 @@ class Architect:
         self.optimizer.zero_grad()
         self.model._criterion(self.model(x_val), y_val).backward()
         self.optimizer.step()
-'''
+"""
 
 
 @pytest.fixture(scope="module")
