@@ -361,20 +361,23 @@ def run_lockstep(opts: dict, impls: list[str], steps: int) -> tuple[dict, dict]:
     """Start one worker per implementation, let them warm up, then time ``steps`` steps of each,
     taking turns step by step. Returns (results, failures) keyed by implementation."""
     workers = {i: Worker(dict(opts, impl=i)) for i in impls}
-    failed = {}
+    failed: dict[str, str] = {}
+
+    def call(impl: str, method: str) -> None:
+        try:
+            getattr(workers[impl], method)()
+        except RuntimeError as err:  # e.g. official PC-DARTS cannot run K=1
+            failed[impl] = str(err).strip().splitlines()[-1]
+            workers.pop(impl).close()
+
     try:
-        for impl, w in list(workers.items()):
-            try:
-                w.read()  # ready: built and warmed up
-            except RuntimeError as err:  # e.g. official PC-DARTS cannot run K=1
-                failed[impl] = str(err).strip().splitlines()[-1]
-                w.close()
-                del workers[impl]
-        live = list(workers)
-        for s in range(steps if live else 0):
-            turn = s % len(live)  # rotate who goes first, so no one always follows the same
+        for impl in list(workers):
+            call(impl, "read")  # ready: built and warmed up
+        for s in range(steps):
+            live = list(workers)
+            turn = s % len(live) if live else 0  # rotate who goes first
             for impl in live[turn:] + live[:turn]:
-                workers[impl].step()
+                call(impl, "step")
         return {i: w.finish() for i, w in workers.items()}, failed
     finally:
         for w in workers.values():

@@ -41,8 +41,12 @@ class Network(nn.Module):
         self.head = nn.Linear(C, num_classes)
         self.alphas = torch.zeros(2, requires_grad=True)
         self._criterion = criterion
+        self.calls = 0
 
     def forward(self, x):
+        self.calls += 1
+        if self.mixed.k == 2 and self.calls > 2:  # a failure in the second timed step
+            raise RuntimeError("out of memory in step 2")
         w = torch.softmax(self.alphas, 0)
         h = self.stem(x).relu() * w[0] + self.stem(x) * w[1]
         return self.head(h.mean((2, 3)))
@@ -107,6 +111,12 @@ def test_a_failing_implementation_is_reported_and_the_run_goes_on(
     proc, results = run(official, tmp_path, "--only", "K=1")
     assert "official FAILED: RuntimeError: Expected 3D or 4D tensor" in proc.stdout
     assert [r["impl"] for r in results] == ["nasviz"]  # nasviz still ran and was timed
+
+
+def test_a_failure_during_the_timed_steps_is_reported_too(official: Path, tmp_path: Path) -> None:
+    proc, results = run(official, tmp_path, "--only", "K=2")
+    assert "official FAILED: RuntimeError: out of memory in step 2" in proc.stdout
+    assert [r["impl"] for r in results] == ["nasviz"]
 
 
 def test_missing_checkout_is_named(tmp_path: Path) -> None:
