@@ -363,12 +363,13 @@ def run_lockstep(opts: dict, impls: list[str], steps: int) -> tuple[dict, dict]:
     workers = {i: Worker(dict(opts, impl=i)) for i in impls}
     failed: dict[str, str] = {}
 
-    def call(impl: str, method: str) -> None:
+    def call(impl: str, method: str):  # noqa: ANN202 - the worker method's result or None
         try:
-            getattr(workers[impl], method)()
+            return getattr(workers[impl], method)()
         except RuntimeError as err:  # e.g. official PC-DARTS cannot run K=1
             failed[impl] = str(err).strip().splitlines()[-1]
             workers.pop(impl).close()
+            return None
 
     try:
         for impl in list(workers):
@@ -378,7 +379,8 @@ def run_lockstep(opts: dict, impls: list[str], steps: int) -> tuple[dict, dict]:
             turn = s % len(live) if live else 0  # rotate who goes first
             for impl in live[turn:] + live[:turn]:
                 call(impl, "step")
-        return {i: w.finish() for i, w in workers.items()}, failed
+        results = {impl: call(impl, "finish") for impl in list(workers)}
+        return {i: r for i, r in results.items() if r is not None}, failed
     finally:
         for w in workers.values():
             w.close()
