@@ -87,6 +87,33 @@ def test_fast_forward_and_gradients_equal_reference(mixing):
 
 
 @pytest.mark.parametrize("mixing", ["darts", "pc-darts-k4", "snas"])
+def test_vectorized_batch_norm_statistics_keep_the_numerics(mixing, monkeypatch):
+    """nasviz.spaces.batchnorm on every grouped BN (its size thresholds at 0): logits,
+    gradients and BN running statistics still equal the reference forward's."""
+    from nasviz.spaces import batchnorm
+
+    monkeypatch.setattr(batchnorm, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(batchnorm, "MIN_PIXELS", 0)
+    calls = []
+    monkeypatch.setattr(batchnorm._BatchNorm, "apply", _counting(batchnorm._BatchNorm.apply, calls))
+    fast_net, ref_net = _pair(mixing)
+    x = torch.randn(6, 1, 8, 8)
+    _same_loss_and_gradients(fast_net, ref_net, x, torch.randint(0, 10, (6,)))
+    assert calls, "the vectorized BN ran"
+    sd_ref = ref_net.state_dict()
+    for k, v in fast_net.state_dict().items():
+        _close(v.float(), sd_ref[k].float(), f"buffer {k}")
+
+
+def _counting(fn, calls):
+    def wrapped(*args):
+        calls.append(1)
+        return fn(*args)
+
+    return wrapped
+
+
+@pytest.mark.parametrize("mixing", ["darts", "pc-darts-k4", "snas"])
 def test_architecture_step_backward_equals_reference(mixing):
     """backward(inputs=alphas), as the first-order architecture step runs it: the custom
     backwards skip the weights' gradients (functions.grad_needed) and must still pass every

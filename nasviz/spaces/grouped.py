@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasviz.spaces.batchnorm import batch_norm
 from nasviz.spaces.depthwise import depthwise_conv2d
 from nasviz.spaces.functions import grouped_matmul
 from nasviz.spaces.operations import DilConv, FactorizedReduce, SepConv, factorized_convs
@@ -284,13 +285,13 @@ def tied_batch_norm(
     weight = torch.cat([b.weight for b in bns]) if bn.affine else None
     bias = torch.cat([b.bias for b in bns]) if bn.affine else None
     if bn.running_mean is None:  # no running statistics (e.g. frozen for torch.func)
-        return F.batch_norm(x, None, None, weight, bias, True, 0.0, bn.eps)
+        return batch_norm(x, None, None, weight, bias, True, 0.0, bn.eps)
     if not _tied(flat, bns):  # buffers were swapped out: each BN on its channels
         return torch.cat([b(part) for b, part in zip(bns, x.chunk(len(bns), 1), strict=True)], 1)
     training = bn.training or not bn.track_running_stats
     if bn.training and bn.track_running_stats:
         flat["num_batches_tracked"].add_(1)
-    return F.batch_norm(
+    return batch_norm(  # vectorized statistics on CPU (nasviz.spaces.batchnorm)
         x, flat["running_mean"], flat["running_var"], weight, bias, training, bn.momentum, bn.eps
     )
 
