@@ -17,12 +17,12 @@ backward:
     [32, 384, 8, 8]     1084 -> 321 us (102)   1771 -> 958 us
 
 Inside a search step (cold caches, fresh outputs) the gain is smaller: the grouped BNs' forwards
-of a first-order DARTS step (small configuration) took 43.6 -> 30.3 ms at batch 32 and
-14.4 -> 13.9 ms at batch 8 (one process, alternating), the whole step 1.025-1.029x at batch 32
+of a first-order DARTS step (small configuration) took 44.7 -> 31.2 ms at batch 32 and
+13.0 -> 12.7 ms at batch 8 (one process, alternating), the whole step 1.025-1.029x at batch 32
 and no change this machine resolves at batch 8 (benchmarks/README.md, item 24).
 
 E[x^2] - mean^2 keeps float32's digits while mean/std is moderate (relative variance error
-against float64: 2e-7 at mean/std 0, 2e-6 at 2.4, 4e-5 at 10; torch's two-pass kernel 1.4e-7),
+against float64: 2e-7 at mean/std 0, 3e-6 at 2.4, 4e-5 at 10; torch's two-pass kernel 1.4e-7),
 so a call with any channel above `MAX_MEAN_OVER_STD` runs torch's kernel. Small tensors keep
 torch's kernel too (under `MIN_PIXELS` pixels per map or `MIN_ELEMENTS` elements the extra
 small ops cost what they save: [8, 96, 8, 8] with cold caches 131 -> 211 us), and so does every
@@ -44,10 +44,11 @@ MIN_ELEMENTS = 131072
 """Inputs with fewer elements keep torch's kernel."""
 
 MAX_MEAN_OVER_STD = 4.0
-"""E[x^2] - mean^2 loses float32 digits as (mean/std)^2 grows: relative variance error 2e-7 at
-mean/std = 0, 3e-6 at 3, 4e-5 at 10 (torch's two-pass kernel: 1.4e-7 throughout). A channel
-above this ratio sends the call to torch's kernel. In the search step the grouped BNs' inputs
-have mean/std of 1.3 (median) and at most 2.4."""
+"""E[x^2] - mean^2 loses float32 digits as (mean/std)^2 grows: largest relative variance error
+against float64 over the channels of [8, 192, 16, 16] / [32, 384, 8, 8] normal inputs, 2e-7 at
+mean/std 0, 5e-7 at 1, 3e-6 at 2.4, 4e-6 at 3, 6e-6 at 4, 4e-5 at 10 (torch's two-pass kernel:
+1.4e-7 throughout). A channel above this ratio sends the call to torch's kernel. In the search
+step the grouped BNs' inputs have mean/std 1.3 (median) and at most 2.4."""
 
 
 def batch_norm(
