@@ -193,8 +193,24 @@ def test_results_files_and_reading(compared, tmp_path):
     text = "\n".join(reading(cmp.summary(), cmp.frame()))
     for method in METHODS.split(","):
         assert method in text
-    best = cmp.summary().sort_values("retrained_mean").iloc[-1]
-    assert f"highest mean retrained accuracy: {best['method']}" in text
+    summary = cmp.summary()
+    top = summary[summary["retrained_mean"] == summary["retrained_mean"].max()]["method"]
+    highest = next(line for line in text.splitlines() if line.startswith("highest mean"))
+    assert all(m in highest.split(";")[0] for m in top)  # every method at the top, ties too
+    assert ("(tied)" in highest.split(";")[0]) == (len(top) > 1)
+
+
+def test_reading_names_a_tie_as_one():
+    """Two methods with the same mean are both 'highest': the reading does not pick one."""
+    summary = pd.DataFrame(
+        {"method": ["darts", "cream", "nasnet"], "retrained_mean": [0.106, 0.083, 0.106],
+         "seeds": [1, 1, 1], "retrained_std": [float("nan")] * 3,
+         "z_vs_random": [float("nan")] * 3, "beats_random": [None] * 3}
+    )  # fmt: skip
+    frame = pd.DataFrame(columns=["method", "supernet_acc", "child_acc", "retrained_acc"])
+    first = reading(summary, frame)[0]
+    assert first.startswith("highest mean retrained accuracy: darts and nasnet (tied) (0.106")
+    assert first.endswith("lowest: cream (0.083)")
 
 
 def test_reading_names_a_search_off_its_budget(compared):

@@ -146,6 +146,12 @@ def _fmt(x: float, spec: str = ".3f") -> str:
     return "n/a" if x is None or not math.isfinite(x) else format(x, spec)
 
 
+def _names(rows: pd.DataFrame) -> str:
+    """'darts', or 'darts and nasnet (tied)' when several methods share the value."""
+    names = list(rows["method"])
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]} (tied)"
+
+
 def reading(summary: pd.DataFrame, frame: pd.DataFrame, budget: Any = None) -> list[str]:
     """Sentences about the results, every figure computed from the tables.
 
@@ -167,12 +173,14 @@ def reading(summary: pd.DataFrame, frame: pd.DataFrame, budget: Any = None) -> l
                     f"{row['method']} seed {row['seed']} spent {spent:,.0f} {unit}, "
                     f"{(spent / budget.value - 1):+.0%} off the budget of {budget.value:,.0f}"
                 )
-    ranked = summary.sort_values("retrained_mean", ascending=False)
-    top = ranked.iloc[0]
+    means = summary["retrained_mean"].astype(float)
+    top = summary[means == means.max()]  # every method at the extreme: a tie is named as one
+    low = summary[means == means.min()]
+    seeds = sorted({int(n) for n in top["seeds"]})
+    n_seeds = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
     lines.append(
-        f"highest mean retrained accuracy: {top['method']} ({_fmt(top['retrained_mean'])} over "
-        f"{int(top['seeds'])} seed(s)); lowest: {ranked.iloc[-1]['method']} "
-        f"({_fmt(ranked.iloc[-1]['retrained_mean'])})"
+        f"highest mean retrained accuracy: {_names(top)} ({_fmt(means.max())} over "
+        f"{n_seeds} seed(s)); lowest: {_names(low)} ({_fmt(means.min())})"
     )
     for _, row in summary.iterrows():
         spread = row["retrained_std"]
