@@ -1,11 +1,12 @@
-"""The grouped 1x1 conv as a matmul (nasviz.spaces.grouped._pointwise) computes F.conv2d."""
+"""The grouped 1x1 conv as a matmul (nasviz.spaces.grouped._pointwise) computes F.conv2d; the
+tied BNs of a group are each member's BN."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nasviz.spaces import grouped
-from nasviz.spaces.grouped import _pointwise
+from nasviz.spaces.grouped import _pointwise, _tied, tie_batch_norms, tied_batch_norm
 
 
 def _inputs(batch: int, groups: int, c: int = 4, c_out: int = 3, dtype=torch.float32):
@@ -61,3 +62,36 @@ def test_pointwise_matmul_saves_its_two_inputs_only():
     with torch.autograd.graph.saved_tensors_hooks(lambda t: (saved.append(t), t)[1], lambda t: t):
         _pointwise(x, w, 24)
     assert sorted(t.numel() for t in saved) == sorted([x.numel(), w.numel()])
+
+
+def _bn_copies(bns: list[torch.nn.BatchNorm2d]) -> list[torch.nn.BatchNorm2d]:
+    out = []
+    for bn in bns:
+        twin = torch.nn.BatchNorm2d(bn.num_features, affine=False)
+        twin.load_state_dict(bn.state_dict())
+        out.append(twin)
+    return out
+
+
+def test_tied_batch_norm_is_each_bn_and_notices_a_replaced_buffer():
+    """Tied, the wide BN is each member's BN on its channels (outputs and running statistics);
+    a member whose running mean was replaced (here by a view of another flat buffer, as a
+    second tie would make) is no longer tied, and each BN then runs on its own."""
+    torch.manual_seed(0)
+    bns = [torch.nn.BatchNorm2d(4, affine=False) for _ in range(3)]
+    flat = tie_batch_norms(bns)
+    assert _tied(flat, bns)
+    for replace in (False, True):
+        if replace:
+            other = tie_batch_norms([torch.nn.BatchNorm2d(4, affine=False)])
+            bns[1].running_mean = other["running_mean"].view(4)
+            assert not _tied(flat, bns) and _tied(flat, [bns[0], bns[2]])
+        twins = _bn_copies(bns)
+        x = torch.randn(2, 12, 5, 5) * 3 + 1
+        out = tied_batch_norm(x, flat, bns)
+        expected = torch.cat([b(part) for b, part in zip(twins, x.chunk(3, 1), strict=True)], 1)
+        torch.testing.assert_close(out, expected)
+        for bn, twin in zip(bns, twins, strict=True):
+            torch.testing.assert_close(bn.running_mean, twin.running_mean)
+            torch.testing.assert_close(bn.running_var, twin.running_var)
+            assert int(bn.num_batches_tracked) == int(twin.num_batches_tracked)

@@ -410,7 +410,12 @@ class SearchCell(nn.Module):
 
         if m._global_forward_hooks or m._global_forward_pre_hooks:
             return True
-        return any(op._forward_hooks or op._forward_pre_hooks for e in self.edges for op in e.ops)
+        # the module dicts, not ModuleList's iterator (a Python generator per edge, every forward)
+        return any(
+            op._forward_hooks or op._forward_pre_hooks
+            for e in self.edges._modules.values()
+            for op in e.ops._modules.values()
+        )
 
     def _forward_reference(
         self, states: list[torch.Tensor], weights: torch.Tensor, edge_weights: torch.Tensor | None
@@ -571,7 +576,8 @@ class SearchCell(nn.Module):
 
     def _kept_ops(self, e: int) -> list[tuple[int, nn.Module]]:
         """(op index, op) of edge e's ops that reach the output ('none' adds nothing)."""
-        ops = list(self.edges[e].ops)  # (a list: ModuleList indexing is slow Python)
+        # the module dicts: ModuleList's indexing and iteration are slow Python
+        ops = list(self.edges._modules[str(e)].ops._modules.values())
         kept = range(len(ops))[self._kept] if isinstance(self._kept, slice) else self._kept
         return [(k, ops[k]) for k in kept]
 
