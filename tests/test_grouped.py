@@ -1,6 +1,8 @@
 """The grouped 1x1 conv as a matmul (nasviz.spaces.grouped._pointwise) computes F.conv2d; the
 tied BNs of a group are each member's BN."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -64,15 +66,6 @@ def test_pointwise_matmul_saves_its_two_inputs_only():
     assert sorted(t.numel() for t in saved) == sorted([x.numel(), w.numel()])
 
 
-def _bn_copies(bns: list[torch.nn.BatchNorm2d]) -> list[torch.nn.BatchNorm2d]:
-    out = []
-    for bn in bns:
-        twin = torch.nn.BatchNorm2d(bn.num_features, affine=False)
-        twin.load_state_dict(bn.state_dict())
-        out.append(twin)
-    return out
-
-
 def test_tied_batch_norm_is_each_bn_and_notices_a_replaced_buffer():
     """Tied, the wide BN is each member's BN on its channels (outputs and running statistics);
     a member whose running mean was replaced (here by a view of another flat buffer, as a
@@ -86,7 +79,7 @@ def test_tied_batch_norm_is_each_bn_and_notices_a_replaced_buffer():
             other = tie_batch_norms([torch.nn.BatchNorm2d(4, affine=False)])
             bns[1].running_mean = other["running_mean"].view(4)
             assert not _tied(flat, bns) and _tied(flat, [bns[0], bns[2]])
-        twins = _bn_copies(bns)
+        twins = [copy.deepcopy(bn) for bn in bns]
         x = torch.randn(2, 12, 5, 5) * 3 + 1
         out = tied_batch_norm(x, flat, bns)
         expected = torch.cat([b(part) for b, part in zip(twins, x.chunk(3, 1), strict=True)], 1)

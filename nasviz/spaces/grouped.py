@@ -270,7 +270,7 @@ def _tied(flat: dict[str, torch.Tensor], bns: list[nn.BatchNorm2d]) -> bool:
 
     Read from each module's buffer dict, where every assignment of a buffer lands: the check
     runs for every member of every group in every forward, and ``bn.running_mean`` goes
-    through nn.Module.__getattr__ (Python), which made this check about 2 % of a small search
+    through nn.Module.__getattr__ (Python), which made this check 1-3 % of a small search
     step (benchmarks/README.md, item 25)."""
     if not flat:
         return False
