@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasviz import architectures, checkpoint, loop, threads
+from nasviz import allocator, architectures, checkpoint, loop, threads
 from nasviz.architectures import Architecture
 from nasviz.config import Config, ConfigError, check_dataset_and_device, param, suggest
 from nasviz.data import DeviceLoader, ImageDataset, load_dataset, search_split
@@ -220,6 +220,7 @@ class Retrainer:
         self.device = checkpoint.resolve_device(config.device)
         self._cuda = self.device.type == "cuda"
         self.threads = threads.apply(self.device, config.threads)
+        allocator.apply(self.device)  # glibc keeps the heap between steps (CPU, Linux)
         checkpoint.seed_everything(config.seed)
         self._build_data(train_data, test_data, val_data)
         self.model = self._build_model()

@@ -193,6 +193,19 @@ def test_a_backward_that_stops_before_the_kernel_skips_its_gradient(monkeypatch,
     _close(w.grad, torch.autograd.grad(ref.square().sum(), [w])[0], "kernel gradient")
 
 
+def test_wide_small_maps_run_the_convolution(monkeypatch):
+    """Above MAX_MATMUL_MATRIX entries in the conv matrix the convolution runs (same values)."""
+    monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 16)
+    x, w = _inputs(5, (8, 8), channels=32)  # stride 2: a [32, 64, 16] matrix, 32,768 entries
+    conf = ((2, 2), (2, 2), (1, 1))
+    monkeypatch.setattr(depthwise, "MAX_MATMUL_MATRIX", 32 * 64 * 16)
+    assert _uses_matmul(depthwise_conv2d(x, w, *conf))
+    monkeypatch.setattr(depthwise, "MAX_MATMUL_MATRIX", 32 * 64 * 16 - 1)
+    y = depthwise_conv2d(x, w, *conf)
+    assert not _uses_matmul(y)
+    _close(y, F.conv2d(x, w, None, 2, 2, 1, groups=32), "output")
+
+
 def test_small_maps_as_matmul_save_x_and_the_kernel_only(monkeypatch):
     monkeypatch.setattr(depthwise, "MATMUL_MAX_OUTPUT_PIXELS", 16)
     x, w = _inputs(5, (4, 4), channels=32)

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from nasviz import checkpoint, distributed, threads
+from nasviz import allocator, checkpoint, distributed, threads
 from nasviz.architectures import Architecture
 from nasviz.history import SearchHistory
 from nasviz.loop import DivergenceError
@@ -89,6 +89,7 @@ class Search:
         self.dist = distributed.from_env(checkpoint.resolve_device(config.device))
         self.device = self.dist.device(checkpoint.resolve_device(config.device))
         self.threads = threads.apply(self.device, config.threads)
+        allocator.apply(self.device)  # glibc keeps the heap between steps (CPU, Linux)
         checkpoint.seed_everything(config.seed)
         self.history = SearchHistory(method=self.method, config=config.to_dict())
         self.epoch = 0  # completed epochs
