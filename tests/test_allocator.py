@@ -43,13 +43,14 @@ class _MallInfo2(ctypes.Structure):  # glibc >= 2.33 <malloc.h>
     ]  # fmt: skip
 
 
-def _heap_bytes() -> int:
-    """Bytes of the main heap that glibc holds from the kernel (mallinfo2().arena)."""
+def _mallinfo() -> _MallInfo2:
+    """glibc's statistics of the main heap (arena: bytes held from the kernel; uordblks: bytes in
+    use; hblkhd: bytes in blocks mapped on their own)."""
     libc = allocator._libc()
     if libc is None or not hasattr(libc, "mallinfo2"):
         pytest.skip("needs glibc >= 2.33 (mallinfo2)")
     libc.mallinfo2.restype = _MallInfo2
-    return libc.mallinfo2().arena
+    return libc.mallinfo2()
 
 
 def test_the_freed_heap_is_kept_for_the_next_step(clean_env):
@@ -57,12 +58,13 @@ def test_the_freed_heap_is_kept_for_the_next_step(clean_env):
     thresholds would map it on its own, or give the heap's top back to the kernel)."""
     clean_env.setattr(allocator, "_applied", None)
     assert allocator.apply("cpu") is True
-    before = _heap_bytes()
+    before = _mallinfo()
     t = torch.ones(6 * 2**20)  # 24 MiB
-    grown = _heap_bytes()
-    assert grown >= before + t.nbytes // 2  # from the heap, not a mapping of its own
+    after = _mallinfo()
+    assert after.uordblks >= before.uordblks + t.nbytes  # from the heap (free space or grown)
+    assert after.hblkhd == before.hblkhd  # not a mapping of its own
     del t
-    assert _heap_bytes() == grown  # kept, not trimmed
+    assert _mallinfo().arena == after.arena  # kept, not trimmed
     assert allocator.apply("cpu") is True  # once per process
 
 
