@@ -446,6 +446,11 @@ def main() -> None:
         "clock also counts the time other processes hold the cores); wall: elapsed time "
         "(default on CUDA). With --threads 1 both are equal on an idle machine.",
     )  # fmt: skip
+    parser.add_argument(
+        "--image-size", type=int, default=None,
+        help="input height and width (default 16 on CPU, 32 on CUDA; 8 is the notebooks' quick "
+        "preset on the 8x8 digits, with --batch 64)",
+    )  # fmt: skip
     parser.add_argument("--only", nargs="+", help="substrings of the case names to run")
     parser.add_argument("--nasviz", default=str(ROOT), help="nasviz checkout (default: this one)")
     parser.add_argument("--baseline", help="also time nasviz imported from this checkout")
@@ -467,6 +472,10 @@ def main() -> None:
     if cuda and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: CUDA is not available here")
     size = dict(C=16, layers=8, image_size=32) if cuda else dict(C=8, layers=5, image_size=16)
+    if args.image_size is not None:
+        if args.image_size < 4:
+            raise ValueError(f"--image-size {args.image_size}: the two reduction cells need >= 4")
+        size["image_size"] = args.image_size
     batches = args.batch or ([64, 256] if cuda else [8, 32])
     steps = args.steps or (20 if cuda else 5)
     cases = [c for c in CASES if not args.only or any(s in c[0] for s in args.only)]

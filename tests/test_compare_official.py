@@ -124,3 +124,13 @@ def test_missing_checkout_is_named(tmp_path: Path) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert proc.returncode != 0
     assert "no model_search.py + architect.py" in proc.stderr
+
+
+def test_image_size_sets_the_input(official: Path, tmp_path: Path) -> None:
+    """--image-size 8: the notebooks' quick preset's 8x8 inputs (the header says so)."""
+    proc, results = run(official, tmp_path, "--only", "K=4", "--image-size", "8")
+    assert "cells 8x8" in proc.stdout
+    assert sorted(r["impl"] for r in results) == ["nasviz", "official"]
+    cmd = [sys.executable, str(SCRIPT), "--official", str(official), "--image-size", "2"]
+    bad = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode != 0 and "--image-size 2" in bad.stderr

@@ -105,6 +105,51 @@ def test_vectorized_batch_norm_statistics_keep_the_numerics(mixing, monkeypatch)
         _close(v.float(), sd_ref[k].float(), f"buffer {k}")
 
 
+@pytest.mark.parametrize("mixing", ["darts", "pc-darts-k4", "snas"])
+def test_recalibrated_evaluation_runs_the_grouped_path_and_equals_reference(mixing):
+    """`recalibrated_bn` sets momentum None (a cumulative average) on every BN: the grouped
+    BNs keep running side by side (one conv per group, not one per op), and the recomputed
+    statistics and eval-mode logits equal the reference forward's."""
+    from nasviz.bn_calibration import recalibrated_bn
+
+    fast_net, ref_net = _pair(mixing)
+    gen = torch.Generator().manual_seed(5)
+    batches = [(torch.randn(6, 1, 8, 8, generator=gen) * 2 + 1, None) for _ in range(3)]
+    x = torch.randn(6, 1, 8, 8, generator=gen)
+    outs, convs = [], []
+    for net in (fast_net, ref_net):
+        net.eval()
+        calls = []
+        torch.manual_seed(13)  # SNAS: the same Gumbel samples in both calibrations
+        with (
+            torch.no_grad(),
+            _CountConvs(calls),
+            recalibrated_bn(net, batches, torch.device("cpu"), amp=False, max_images=10**6),
+        ):
+            stats = {k: v.clone() for k, v in net.state_dict().items() if "running" in k}
+            torch.manual_seed(12)
+            outs.append((net(x), stats))
+        convs.append(len(calls))
+    (a, stats_fast), (b, stats_ref) = outs
+    for k, v in stats_fast.items():
+        _close(v, stats_ref[k], f"recalibrated {k}")
+    _close(a, b, "eval-mode logits with recalibrated statistics")
+    assert convs[0] < convs[1] / 4, f"fast net ran {convs[0]} convs, reference {convs[1]}"
+
+
+class _CountConvs(torch.overrides.TorchFunctionMode):
+    """Counts the F.conv2d calls made inside it."""
+
+    def __init__(self, calls: list):
+        super().__init__()
+        self.calls = calls
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func is F.conv2d or func is torch.conv2d:
+            self.calls.append(1)
+        return func(*args, **(kwargs or {}))
+
+
 def _counting(fn, calls):
     def wrapped(*args):
         calls.append(1)

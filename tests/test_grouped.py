@@ -8,19 +8,27 @@ import torch
 import torch.nn.functional as F
 
 from nasviz.spaces import grouped
+from nasviz.spaces.functions import FOLD_MAX_PIXELS
 from nasviz.spaces.grouped import _pointwise, _tied, tie_batch_norms, tied_batch_norm
 
 
-def _inputs(batch: int, groups: int, c: int = 4, c_out: int = 3, dtype=torch.float32):
+def _inputs(
+    batch: int, groups: int, c: int = 4, c_out: int = 3, dtype=torch.float32, size: int = 5
+):
     gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch, groups * c, 5, 5, generator=gen, dtype=dtype, requires_grad=True)
+    x = torch.randn(batch, groups * c, size, size, generator=gen, dtype=dtype, requires_grad=True)
     w = torch.randn(groups * c_out, c, 1, 1, generator=gen, dtype=dtype, requires_grad=True)
     return x, w
 
 
-@pytest.mark.parametrize(("batch", "groups"), [(8, 6), (3, 24), (8, 2), (16, 6), (32, 1)])
-def test_pointwise_equals_grouped_conv_with_gradients(batch, groups):
-    x, w = _inputs(batch, groups, dtype=torch.float64)
+@pytest.mark.parametrize(
+    ("batch", "groups", "size"),
+    # maps of 5x5 run the broadcast matmul, of 4x4 and less the batch folded into the columns
+    [(8, 6, 5), (3, 24, 5), (8, 2, 5), (16, 6, 5), (32, 1, 5), (8, 6, 2), (5, 24, 4), (3, 2, 1)],
+)
+def test_pointwise_equals_grouped_conv_with_gradients(batch, groups, size):
+    assert (size * size <= FOLD_MAX_PIXELS) == (size < 5)
+    x, w = _inputs(batch, groups, dtype=torch.float64, size=size)
     y = _pointwise(x, w, groups)
     matmul = groups >= grouped.MATMUL_MIN_GROUPS  # at every batch size
     assert (type(y.grad_fn).__name__ == "ViewBackward0") == matmul
@@ -43,9 +51,10 @@ def test_pointwise_equals_grouped_conv_with_gradients(batch, groups):
                 torch.testing.assert_close(u, v, rtol=1e-10, atol=1e-10)
 
 
-def test_pointwise_torch_func_jvp_of_grad():
+@pytest.mark.parametrize("size", [5, 2])
+def test_pointwise_torch_func_jvp_of_grad(size):
     """torch.func.jvp of torch.func.grad (the exact Hessian-vector product's path)."""
-    x, w = (t.detach() for t in _inputs(8, 6, dtype=torch.float64))
+    x, w = (t.detach() for t in _inputs(8, 6, dtype=torch.float64, size=size))
     t = torch.randn_like(w)
 
     def jvp_of_grad(conv):
@@ -58,8 +67,9 @@ def test_pointwise_torch_func_jvp_of_grad():
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
-def test_pointwise_matmul_saves_its_two_inputs_only():
-    x, w = _inputs(8, 24)
+@pytest.mark.parametrize("size", [5, 2])
+def test_pointwise_matmul_saves_its_two_inputs_only(size):
+    x, w = _inputs(8, 24, size=size)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: (saved.append(t), t)[1], lambda t: t):
         _pointwise(x, w, 24)
@@ -88,3 +98,33 @@ def test_tied_batch_norm_is_each_bn_and_notices_a_replaced_buffer():
             torch.testing.assert_close(bn.running_mean, twin.running_mean)
             torch.testing.assert_close(bn.running_var, twin.running_var)
             assert int(bn.num_batches_tracked) == int(twin.num_batches_tracked)
+
+
+def test_tied_batch_norm_cumulative_average_is_each_bn():
+    """momentum None (a cumulative average, as `recalibrated_bn` sets it): the tied BN updates
+    with factor 1/count like each member; members counted apart each keep their own count."""
+    torch.manual_seed(0)
+    bns = [torch.nn.BatchNorm2d(4) for _ in range(3)]
+    flat = tie_batch_norms(bns)
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    twins = [copy.deepcopy(bn) for bn in bns]
+    for step in range(4):
+        if step == 2:  # one member counted apart: each BN runs on its own from here
+            bns[1].num_batches_tracked.add_(5)
+            twins[1].num_batches_tracked.add_(5)
+        x = torch.randn(6, 12, 3, 3) * (step + 1) + step
+        out = tied_batch_norm(x, flat, bns)
+        expected = torch.cat([b(part) for b, part in zip(twins, x.chunk(3, 1), strict=True)], 1)
+        torch.testing.assert_close(out, expected)
+        for bn, twin in zip(bns, twins, strict=True):
+            torch.testing.assert_close(bn.running_mean, twin.running_mean)
+            torch.testing.assert_close(bn.running_var, twin.running_var)
+            assert int(bn.num_batches_tracked) == int(twin.num_batches_tracked)
+    assert _tied(flat, bns)  # still views of the flat buffers
+    for bn in bns + twins:
+        bn.eval()
+    x = torch.randn(2, 12, 3, 3)
+    expected = torch.cat([b(part) for b, part in zip(twins, x.chunk(3, 1), strict=True)], 1)
+    torch.testing.assert_close(tied_batch_norm(x, flat, bns), expected)

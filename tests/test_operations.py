@@ -1,8 +1,15 @@
 import pytest
 import torch
+from torch import nn
 
 from nasviz.genotypes import EXTRA_OPS, PRIMITIVES
-from nasviz.spaces.operations import OPS, FactorizedReduce, make_op, starts_with_relu
+from nasviz.spaces.operations import (
+    OPS,
+    DepthwiseConv2d,
+    FactorizedReduce,
+    make_op,
+    starts_with_relu,
+)
 
 
 @pytest.mark.parametrize("name", PRIMITIVES + EXTRA_OPS)
@@ -92,3 +99,55 @@ def test_factorized_reduce_with_hooked_or_changed_convs_runs_them():
     fr.conv_1 = torch.nn.Conv2d(4, 4, 1, stride=2, bias=True)
     assert not fr._plain_convs()
     assert fr(torch.randn(2, 4, 6, 6)).shape == (2, 8, 3, 3)
+
+
+@pytest.mark.parametrize(
+    ("kernel", "dilation", "stride", "size"),
+    [
+        (3, 1, 1, 8),
+        (5, 1, 1, 8),
+        (3, 2, 1, 8),
+        (5, 2, 2, 8),
+        (5, 1, 1, 4),
+        (3, 2, 1, 2),
+        (5, 1, 2, 16),
+    ],
+)
+def test_depthwise_conv_module_is_nn_conv2d(kernel, dilation, stride, size):
+    """DepthwiseConv2d (the depthwise conv of sep_conv / dil_conv) computes nn.Conv2d's
+    function and gradients on every path of depthwise_conv2d (matmul on small maps, the cheaper
+    backward, torch's conv), with the same parameter and state-dict key."""
+    torch.manual_seed(0)
+    padding = dilation * (kernel - 1) // 2
+    ours = DepthwiseConv2d(24, kernel, stride, padding, dilation)
+    plain = nn.Conv2d(24, 24, kernel, stride, padding, dilation=dilation, groups=24, bias=False)
+    plain.load_state_dict(ours.state_dict())
+    assert list(ours.state_dict()) == list(plain.state_dict()) == ["weight"]
+    x = torch.randn(16, 24, size, size, requires_grad=True)
+    outs = [m(x) for m in (ours, plain)]
+    torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-5)
+    g = torch.randn_like(outs[1])
+    got = torch.autograd.grad(outs[0], (x, ours.weight), g)
+    want = torch.autograd.grad(outs[1], (x, plain.weight), g)
+    for a, b in zip(got, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [2, 4, 16])
+def test_flop_counter_sees_the_depthwise_convolution(size):
+    """Under torch's FLOP counter a dil_conv counts as its convolutions, as with nn.Conv2d
+    (the matmul that replaces a depthwise conv on small maps would count otherwise)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    op = make_op("dil_conv_5x5", 16, 1, affine=False)
+    plain = nn.Sequential(
+        nn.ReLU(), nn.Conv2d(16, 16, 5, 1, 4, dilation=2, groups=16, bias=False),
+        nn.Conv2d(16, 16, 1, bias=False), nn.BatchNorm2d(16, affine=False),
+    )  # fmt: skip
+    x = torch.randn(8, 16, size, size)
+    counts = []
+    for module in (op, plain):
+        with FlopCounterMode(display=False) as counter:
+            module(x)
+        counts.append(counter.get_total_flops())
+    assert counts[0] == counts[1] > 0

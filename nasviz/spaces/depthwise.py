@@ -50,6 +50,14 @@ import torch.nn.functional as F
 
 from nasviz.spaces.functions import LeanFunction, bilinear_jvp, grad_needed, save_inputs
 
+try:  # private, but the one place torch keeps the stack of active dispatch modes
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack as _dispatch_modes
+except ImportError:  # pragma: no cover - a torch without it: nothing is watched
+
+    def _dispatch_modes() -> list:
+        return []
+
+
 CPU_FAST_BACKWARD = True
 """Use the backward above for float32 CPU tensors (False: always torch's own backward)."""
 
@@ -78,6 +86,8 @@ def depthwise_conv2d(
     x: torch.Tensor, weight: torch.Tensor, stride: _Pair, padding: _Pair, dilation: _Pair
 ) -> torch.Tensor:
     """F.conv2d(x, weight, None, stride, padding, dilation, groups=channels), [C, 1, k, k]."""
+    if _aten_watched():  # the FLOP counter counts the conv the op defines, not its stand-ins
+        return F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])
     if _matmul_applies(x, weight, stride, padding, dilation):
         if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad):
             return _MatmulDepthwise.run(x, weight, stride[0], padding[0], dilation[0])
@@ -85,6 +95,12 @@ def depthwise_conv2d(
     if _fast_backward_applies(x, weight, stride, padding, dilation):
         return _DepthwiseConv2d.run(x, weight, stride[0], padding[0], dilation[0])
     return F.conv2d(x, weight, None, stride, padding, dilation, groups=x.shape[1])
+
+
+def _aten_watched() -> bool:
+    """True while a TorchDispatchMode sees the aten ops (`torch.utils.flop_counter`'s counter,
+    fake tensors): it then sees the convolution, as nn.Conv2d would run it."""
+    return bool(_dispatch_modes())
 
 
 def _fast_backward_applies(

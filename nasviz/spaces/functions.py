@@ -100,11 +100,41 @@ def _transforms_active() -> bool:
     return True if check is None else bool(check())
 
 
+FOLD_MAX_PIXELS = 16
+"""`grouped_matmul` folds the batch into the columns (g products [o, c] @ [c, B*n]) when a map
+has at most this many pixels n, instead of B*g products [o, c] @ [c, n]: a 2x2 map makes the
+broadcast matmul B*g products of 4 columns each, where the per-product overhead is most of the
+time. Measured (one thread, median, forward | backward; benchmarks/README.md, item 28):
+B 64, g 24, [32, 32] at n = 4: 1.96 -> 0.54 | 3.06 -> 0.98 ms; n = 16 ([16, 16]): 0.42 -> 0.35 |
+0.84 -> 0.65 ms; B 8, n = 4: 0.24 -> 0.06 | 0.42 -> 0.16 ms. From n = 64 the two copies the fold
+costs are as large as what it saves (B 64, [8, 8] at n = 64: 0.34 -> 0.39 | 0.87 -> 1.21 ms)."""
+
+
 def grouped_matmul(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """[g, o, c] @ [B, g, c, n] -> [B, g, o, n] (torch.matmul), saving w and x only."""
+    """[g, o, c] @ [B, g, c, n] -> [B, g, o, n] (contiguous), saving w and x only."""
     if torch.is_grad_enabled() and (w.requires_grad or x.requires_grad):
         return _GroupedMatmul.run(w, x)
-    return torch.matmul(w, x)
+    return _grouped_product(w, x)
+
+
+def _grouped_product(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """[g, o, c] @ [B, g, c, n]: the batch folded into the columns on small maps, else a
+    broadcast matmul (see `FOLD_MAX_PIXELS`)."""
+    if x.shape[-1] > FOLD_MAX_PIXELS:
+        return torch.matmul(w, x)
+    return _unfold(torch.bmm(w, _fold(x)), x.shape[0])
+
+
+def _fold(x: torch.Tensor) -> torch.Tensor:
+    """[B, g, c, n] -> [g, c, B*n] (a copy)."""
+    b, g, c, n = x.shape
+    return x.permute(1, 2, 0, 3).reshape(g, c, b * n)
+
+
+def _unfold(y: torch.Tensor, batch: int) -> torch.Tensor:
+    """[g, o, B*n] -> [B, g, o, n] (a contiguous copy)."""
+    g, o, bn = y.shape
+    return y.view(g, o, batch, bn // batch).permute(2, 0, 1, 3).contiguous()
 
 
 class _GroupedMatmul(LeanFunction):
@@ -113,7 +143,7 @@ class _GroupedMatmul(LeanFunction):
 
     @staticmethod
     def forward(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.matmul(w, x)
+        return _grouped_product(w, x)
 
     @staticmethod
     def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001 - autograd's signature
@@ -122,13 +152,26 @@ class _GroupedMatmul(LeanFunction):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205 - autograd's signature
         w, x = ctx.saved_tensors
-        gw = torch.matmul(grad, x.transpose(-1, -2)).sum(0) if grad_needed(ctx, 0) else None
-        gx = torch.matmul(w.transpose(-1, -2), grad) if grad_needed(ctx, 1) else None
+        need_w, need_x = grad_needed(ctx, 0), grad_needed(ctx, 1)
+        if x.shape[-1] <= FOLD_MAX_PIXELS:  # as in the forward: the batch in the columns
+            g = _fold(grad)  # [g, o, B*n]
+            gw = torch.bmm(g, _fold(x).transpose(1, 2)) if need_w else None
+            gx = _unfold(torch.bmm(w.transpose(1, 2), g), x.shape[0]) if need_x else None
+            return gw, gx
+        gw = torch.matmul(grad, x.transpose(-1, -2)).sum(0) if need_w else None
+        gx = torch.matmul(w.transpose(-1, -2), grad) if need_x else None
         return gw, gx
 
     @staticmethod
     def jvp(ctx, w_t, x_t):  # noqa: ANN001, ANN205 - autograd's signature (torch.func.jvp)
-        return bilinear_jvp(torch.matmul, ctx, w_t, x_t)
+        return bilinear_jvp(_grouped_product, ctx, w_t, x_t)
 
 
-__all__ = ["LeanFunction", "bilinear_jvp", "grad_needed", "grouped_matmul", "save_inputs"]
+__all__ = [
+    "FOLD_MAX_PIXELS",
+    "LeanFunction",
+    "bilinear_jvp",
+    "grad_needed",
+    "grouped_matmul",
+    "save_inputs",
+]

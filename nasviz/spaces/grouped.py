@@ -144,12 +144,14 @@ class GroupedOps:
         return [[_parts(b) for b in block] for block in self.blocks]
 
     def usable(self, parts: list[list[tuple[nn.Module, ...]]] | None = None) -> bool:
-        """True if the modules still are plain ReLU-conv-conv-BN blocks with momentum BN."""
+        """True if the modules still are plain ReLU-conv-conv-BN blocks whose BNs share one
+        momentum (None, a cumulative average, included: `recalibrated_bn` sets it on all)."""
         for block in parts or self.parts():
+            momentum = getattr(block[0][3], "momentum", None)
             for relu, _, _, bn in block:
                 if type(relu) is not nn.ReLU or type(bn) is not nn.BatchNorm2d:
                     return False
-                if bn.momentum is None:  # cumulative averaging: leave it to the module
+                if bn.momentum != momentum:  # mixed settings: leave them to the modules
                     return False
         return True
 
@@ -230,13 +232,14 @@ class GroupedReduce:
         self.flat = tie_batch_norms([op.bn for op in self.ops])
 
     def usable(self) -> bool:
-        """True if every op still is a plain ReLU, two 1x1 stride-2 convs and a momentum BN,
-        without hooks (otherwise each op runs as its own module)."""
+        """True if every op still is a plain ReLU, two 1x1 stride-2 convs and a BN, the BNs
+        with one momentum and without hooks (otherwise each op runs as its own module)."""
+        momentum = getattr(self.ops[0].bn, "momentum", None)
         for op in self.ops:
             bn = op.bn
             if type(op.relu) is not nn.ReLU or type(bn) is not nn.BatchNorm2d:
                 return False
-            if bn.momentum is None or bn._forward_hooks or bn._forward_pre_hooks:
+            if bn.momentum != momentum or bn._forward_hooks or bn._forward_pre_hooks:
                 return False
             if not op._plain_convs():
                 return False
@@ -293,13 +296,26 @@ def tied_batch_norm(
     if bn.running_mean is None:  # no running statistics (e.g. frozen for torch.func)
         return batch_norm(x, None, None, weight, bias, True, 0.0, bn.eps)
     if not _tied(flat, bns):  # buffers were swapped out: each BN on its channels
-        return torch.cat([b(part) for b, part in zip(bns, x.chunk(len(bns), 1), strict=True)], 1)
+        return _one_by_one(x, bns)
     training = bn.training or not bn.track_running_stats
+    momentum = bn.momentum
     if bn.training and bn.track_running_stats:
-        flat["num_batches_tracked"].add_(1)
+        counts = flat["num_batches_tracked"]
+        if momentum is None:  # cumulative average: factor 1/count, as nn.BatchNorm computes it
+            first = int(counts[0])
+            if not bool((counts == first).all()):  # counted apart: each BN its own factor
+                return _one_by_one(x, bns)
+            momentum = 1.0 / (first + 1)
+        counts.add_(1)
     return batch_norm(  # vectorized statistics on CPU (nasviz.spaces.batchnorm)
-        x, flat["running_mean"], flat["running_var"], weight, bias, training, bn.momentum, bn.eps
-    )
+        x, flat["running_mean"], flat["running_var"], weight, bias, training,
+        0.0 if momentum is None else momentum, bn.eps,
+    )  # fmt: skip
+
+
+def _one_by_one(x: torch.Tensor, bns: list[nn.BatchNorm2d]) -> torch.Tensor:
+    """Each BN on its channels of ``x`` (as many equal chunks as BNs), as its own module."""
+    return torch.cat([b(part) for b, part in zip(bns, x.chunk(len(bns), 1), strict=True)], 1)
 
 
 def _parts(block: nn.Module) -> tuple[nn.Module, ...]:
