@@ -90,14 +90,19 @@ def test_tied_batch_norm_is_each_bn_and_notices_a_replaced_buffer():
             bns[1].running_mean = other["running_mean"].view(4)
             assert not _tied(flat, bns) and _tied(flat, [bns[0], bns[2]])
         twins = [copy.deepcopy(bn) for bn in bns]
-        x = torch.randn(2, 12, 5, 5) * 3 + 1
-        out = tied_batch_norm(x, flat, bns)
-        expected = torch.cat([b(part) for b, part in zip(twins, x.chunk(3, 1), strict=True)], 1)
-        torch.testing.assert_close(out, expected)
-        for bn, twin in zip(bns, twins, strict=True):
-            torch.testing.assert_close(bn.running_mean, twin.running_mean)
-            torch.testing.assert_close(bn.running_var, twin.running_var)
-            assert int(bn.num_batches_tracked) == int(twin.num_batches_tracked)
+        _assert_tied_is_each_bn(torch.randn(2, 12, 5, 5) * 3 + 1, flat, bns, twins)
+
+
+def _assert_tied_is_each_bn(x, flat, bns, twins) -> None:
+    """tied_batch_norm(x) over ``bns`` equals each twin BN on its channels: outputs, running
+    statistics and batch counts."""
+    out = tied_batch_norm(x, flat, bns)
+    expected = torch.cat([b(part) for b, part in zip(twins, x.chunk(len(bns), 1), strict=True)], 1)
+    torch.testing.assert_close(out, expected)
+    for bn, twin in zip(bns, twins, strict=True):
+        torch.testing.assert_close(bn.running_mean, twin.running_mean)
+        torch.testing.assert_close(bn.running_var, twin.running_var)
+        assert int(bn.num_batches_tracked) == int(twin.num_batches_tracked)
 
 
 def test_tied_batch_norm_cumulative_average_is_each_bn():
@@ -114,17 +119,8 @@ def test_tied_batch_norm_cumulative_average_is_each_bn():
         if step == 2:  # one member counted apart: each BN runs on its own from here
             bns[1].num_batches_tracked.add_(5)
             twins[1].num_batches_tracked.add_(5)
-        x = torch.randn(6, 12, 3, 3) * (step + 1) + step
-        out = tied_batch_norm(x, flat, bns)
-        expected = torch.cat([b(part) for b, part in zip(twins, x.chunk(3, 1), strict=True)], 1)
-        torch.testing.assert_close(out, expected)
-        for bn, twin in zip(bns, twins, strict=True):
-            torch.testing.assert_close(bn.running_mean, twin.running_mean)
-            torch.testing.assert_close(bn.running_var, twin.running_var)
-            assert int(bn.num_batches_tracked) == int(twin.num_batches_tracked)
+        _assert_tied_is_each_bn(torch.randn(6, 12, 3, 3) * (step + 1) + step, flat, bns, twins)
     assert _tied(flat, bns)  # still views of the flat buffers
     for bn in bns + twins:
         bn.eval()
-    x = torch.randn(2, 12, 3, 3)
-    expected = torch.cat([b(part) for b, part in zip(twins, x.chunk(3, 1), strict=True)], 1)
-    torch.testing.assert_close(tied_batch_norm(x, flat, bns), expected)
+    _assert_tied_is_each_bn(torch.randn(2, 12, 3, 3), flat, bns, twins)

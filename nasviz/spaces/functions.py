@@ -120,9 +120,14 @@ def grouped_matmul(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 def _grouped_product(w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """[g, o, c] @ [B, g, c, n]: the batch folded into the columns on small maps, else a
     broadcast matmul (see `FOLD_MAX_PIXELS`)."""
-    if x.shape[-1] > FOLD_MAX_PIXELS:
+    if not _folds(x):
         return torch.matmul(w, x)
     return _unfold(torch.bmm(w, _fold(x)), x.shape[0])
+
+
+def _folds(x: torch.Tensor) -> bool:
+    """True if the product with ``x`` [B, g, c, n] folds the batch (forward and backward alike)."""
+    return x.shape[-1] <= FOLD_MAX_PIXELS
 
 
 def _fold(x: torch.Tensor) -> torch.Tensor:
@@ -153,7 +158,7 @@ class _GroupedMatmul(LeanFunction):
     def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205 - autograd's signature
         w, x = ctx.saved_tensors
         need_w, need_x = grad_needed(ctx, 0), grad_needed(ctx, 1)
-        if x.shape[-1] <= FOLD_MAX_PIXELS:  # as in the forward: the batch in the columns
+        if _folds(x):  # as in the forward: the batch in the columns
             g = _fold(grad)  # [g, o, B*n]
             gw = torch.bmm(g, _fold(x).transpose(1, 2)) if need_w else None
             gx = _unfold(torch.bmm(w.transpose(1, 2), g), x.shape[0]) if need_x else None

@@ -54,7 +54,7 @@ class DepthwiseConv2d(nn.Conv2d):
     10-60x their forward). It serves the evaluation networks a retraining trains and the
     search ops outside the grouped path. Measured on a retraining step (the quick preset's
     DARTS network, C=16, 8 cells, batch 64 on 8x8 digits, one thread): 247 -> 144 ms
-    (benchmarks/README.md, item 28)."""
+    (benchmarks/README.md, item 30)."""
 
     def __init__(self, C: int, kernel: int, stride: int, padding: int, dilation: int = 1):
         super().__init__(C, C, kernel, stride, padding, dilation=dilation, groups=C, bias=False)
